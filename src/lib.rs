@@ -1,0 +1,4 @@
+#![forbid(unsafe_code)]
+//! vmcp-normalizer: keeps ToolHive vMCP configuration in canonical order at admission.
+
+pub mod normalize;
