@@ -2,3 +2,4 @@
 //! vmcp-normalizer: keeps ToolHive vMCP configuration in canonical order at admission.
 
 pub mod normalize;
+pub mod recognize;

@@ -1,0 +1,113 @@
+//! Which objects are ToolHive vMCP objects. The one place these rules live.
+//!
+//! ToolHive labels use the `toolhive.stacklok.io` domain while the checksum
+//! annotations use `toolhive.stacklok.dev`; that split is deliberate upstream.
+
+use serde_json::Value;
+
+/// Label the operator puts on the vMCP config ConfigMap.
+pub const COMPONENT_LABEL: &str = "toolhive.stacklok.io/component";
+/// Value of [`COMPONENT_LABEL`] on the vMCP config ConfigMap.
+pub const VMCP_CONFIG_COMPONENT: &str = "vmcp-config";
+/// The data key that holds the vMCP configuration.
+pub const CONFIG_KEY: &str = "config.yaml";
+/// Checksum of the ConfigMap content, on the ConfigMap itself.
+pub const CONTENT_CHECKSUM_ANNOTATION: &str = "toolhive.stacklok.dev/content-checksum";
+/// Copy of the ConfigMap checksum on the vMCP Deployment's pod template.
+pub const RUNCONFIG_CHECKSUM_ANNOTATION: &str = "toolhive.stacklok.dev/runconfig-checksum";
+/// `app.kubernetes.io/name` of the vMCP Deployment.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+pub const VMCP_APP_NAME: &str = "virtualmcpserver";
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// The pod volume through which the vMCP Deployment mounts its config ConfigMap.
+pub const CONFIG_VOLUME: &str = "vmcp-config";
+
+/// A vMCP config ConfigMap: label `toolhive.stacklok.io/component: vmcp-config`
+/// and a `config.yaml` data key (of any type: a non-string value is still a
+/// vMCP ConfigMap, just one the normalizer will refuse with a reason).
+pub fn is_vmcp_configmap(object: &Value) -> bool {
+    label(object, COMPONENT_LABEL) == Some(VMCP_CONFIG_COMPONENT)
+        && object
+            .pointer("/data")
+            .and_then(|d| d.get(CONFIG_KEY))
+            .is_some()
+}
+
+/// A vMCP Deployment: labels `app.kubernetes.io/name: virtualmcpserver` and
+/// `app.kubernetes.io/instance`, and a pod volume `vmcp-config` that mounts a
+/// ConfigMap. Returns the name of that ConfigMap.
+pub fn vmcp_deployment_configmap(object: &Value) -> Option<&str> {
+    if label(object, NAME_LABEL) != Some(VMCP_APP_NAME) {
+        return None;
+    }
+    label(object, INSTANCE_LABEL).filter(|instance| !instance.is_empty())?;
+    object
+        .pointer("/spec/template/spec/volumes")?
+        .as_array()?
+        .iter()
+        .find(|volume| volume.get("name").and_then(Value::as_str) == Some(CONFIG_VOLUME))?
+        .pointer("/configMap/name")?
+        .as_str()
+        .filter(|name| !name.is_empty())
+}
+
+fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object.pointer("/metadata/labels")?.get(key)?.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn configmap_needs_label_and_config_key() {
+        let labels = json!({ COMPONENT_LABEL: VMCP_CONFIG_COMPONENT });
+        assert!(is_vmcp_configmap(
+            &json!({"metadata": {"labels": labels}, "data": {"config.yaml": "x"}})
+        ));
+        assert!(!is_vmcp_configmap(
+            &json!({"metadata": {"labels": labels}, "data": {}})
+        ));
+        assert!(!is_vmcp_configmap(
+            &json!({"metadata": {}, "data": {"config.yaml": "x"}})
+        ));
+        assert!(!is_vmcp_configmap(&json!({
+            "metadata": {"labels": {COMPONENT_LABEL: "run-config"}},
+            "data": {"config.yaml": "x"}
+        })));
+    }
+
+    #[test]
+    fn deployment_needs_labels_and_config_volume() {
+        let deployment = |labels: Value, volumes: Value| json!({"metadata": {"labels": labels}, "spec": {"template": {"spec": {"volumes": volumes}}}});
+        let labels = json!({NAME_LABEL: VMCP_APP_NAME, INSTANCE_LABEL: "demo"});
+        let volumes = json!([{"name": "other", "emptyDir": {}},
+                             {"name": "vmcp-config", "configMap": {"name": "demo-vmcp-config"}}]);
+        assert_eq!(
+            vmcp_deployment_configmap(&deployment(labels.clone(), volumes.clone())),
+            Some("demo-vmcp-config")
+        );
+        assert_eq!(
+            vmcp_deployment_configmap(&deployment(
+                json!({NAME_LABEL: VMCP_APP_NAME}),
+                volumes.clone()
+            )),
+            None
+        );
+        assert_eq!(
+            vmcp_deployment_configmap(&deployment(
+                labels.clone(),
+                json!([{"name": "vmcp-config", "emptyDir": {}}])
+            )),
+            None
+        );
+        assert_eq!(
+            vmcp_deployment_configmap(&deployment(
+                json!({NAME_LABEL: "other", INSTANCE_LABEL: "x"}),
+                volumes
+            )),
+            None
+        );
+    }
+}
