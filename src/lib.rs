@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
 //! vmcp-normalizer: keeps ToolHive vMCP configuration in canonical order at admission.
 
+pub mod checksum;
 pub mod normalize;
 pub mod recognize;

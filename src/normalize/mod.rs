@@ -3,7 +3,16 @@
 //! Everything here is a function over `serde_json::Value`: no I/O, no clock, and
 //! idempotent (`normalize(normalize(x)) == normalize(x)`).
 
+use std::fmt;
+
 use serde_json::Value;
+
+mod backends;
+mod configmap;
+mod yaml_doc;
+
+pub use backends::{Reordered, sort_backends};
+pub use configmap::normalize_configmap;
 
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,7 +74,45 @@ impl Outcome {
     }
 }
 
-/// Normalize a ConfigMap exactly as it arrives inside an AdmissionReview.
-pub fn normalize_configmap(_object: &Value) -> Outcome {
-    Outcome::NotVmcp
+impl RefusalReason {
+    /// A stable snake_case label for metrics and audit annotations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::InvalidYaml => "invalid_yaml",
+            RefusalReason::Unsupported => "unsupported",
+            RefusalReason::ProofFailed => "proof_failed",
+            RefusalReason::MalformedObject => "malformed_object",
+        }
+    }
+}
+
+impl fmt::Display for RefusalReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "left unchanged ({}): {}", self.reason, self.detail)
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::BackendsReordered { key, items } => {
+                write!(f, "sorted {items} backends by name in {key}")
+            }
+            Change::ContentChecksum { from, to } => {
+                write!(f, "content-checksum {} -> {}", short(from), short(to))
+            }
+        }
+    }
+}
+
+/// The first 12 characters of a checksum, enough to tell them apart in a
+/// warning that must stay under 120 characters.
+fn short(checksum: &str) -> &str {
+    checksum.get(..12).unwrap_or(checksum)
 }

@@ -1,0 +1,161 @@
+//! ToolHive's ConfigMap content checksum (`ComputeConfigMapChecksum` in the
+//! operator's `checksum.go`), byte for byte.
+//!
+//! One SHA-256 over: every `data` key then its value, keys in byte order; then
+//! every label key then value, in byte order; then every annotation except the
+//! checksum itself, likewise. No separators, no lengths; lower-case hex.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::recognize::CONTENT_CHECKSUM_ANNOTATION;
+
+/// A field the checksum covers holds something other than strings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} is not a map of strings (at key {key:?})")]
+pub struct ChecksumError {
+    pub field: &'static str,
+    pub key: String,
+}
+
+/// The checksum of a ConfigMap as ToolHive computes it.
+pub fn content_checksum(configmap: &Value) -> Result<String, ChecksumError> {
+    content_checksum_with(configmap, None)
+}
+
+/// The checksum of `configmap` with `data[key]` taken to be `value`, so a
+/// caller can hash a candidate without cloning the object.
+pub fn content_checksum_with(
+    configmap: &Value,
+    replaced: Option<(&str, &str)>,
+) -> Result<String, ChecksumError> {
+    let mut hasher = Sha256::new();
+    let data = string_map(configmap.get("data"), "data")?;
+    for (key, value) in data {
+        hasher.update(key.as_bytes());
+        match replaced {
+            Some((replaced_key, replacement)) if replaced_key == key => {
+                hasher.update(replacement.as_bytes())
+            }
+            _ => hasher.update(value.as_bytes()),
+        }
+    }
+    let metadata = configmap.get("metadata");
+    for (key, value) in string_map(metadata.and_then(|m| m.get("labels")), "metadata.labels")? {
+        hasher.update(key.as_bytes());
+        hasher.update(value.as_bytes());
+    }
+    for (key, value) in string_map(
+        metadata.and_then(|m| m.get("annotations")),
+        "metadata.annotations",
+    )? {
+        if key != CONTENT_CHECKSUM_ANNOTATION {
+            hasher.update(key.as_bytes());
+            hasher.update(value.as_bytes());
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The entries of an optional map of strings, keys in byte order (Go's
+/// `sort.Strings`). `null` and absent count as empty, as Go's nil map does.
+fn string_map<'v>(
+    value: Option<&'v Value>,
+    field: &'static str,
+) -> Result<Vec<(&'v str, &'v str)>, ChecksumError> {
+    let map: &Map<String, Value> = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(ChecksumError {
+                field,
+                key: String::new(),
+            });
+        }
+    };
+    let mut entries = map
+        .iter()
+        .map(|(key, value)| match value.as_str() {
+            Some(text) => Ok((key.as_str(), text)),
+            None => Err(ChecksumError {
+                field,
+                key: key.clone(),
+            }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vmcp_labels(name: &str) -> Value {
+        json!({
+            "toolhive.stacklok.io/component": "vmcp-config",
+            "toolhive.stacklok.io/managed-by": "toolhive-operator",
+            "toolhive.stacklok.io/virtual-mcp-server": name,
+        })
+    }
+
+    #[test]
+    fn spec_vector_minimal_config() {
+        let configmap = json!({
+            "data": {"config.yaml": "name: x\ngroupRef: g\n"},
+            "metadata": {"labels": vmcp_labels("x")},
+        });
+        assert_eq!(
+            content_checksum(&configmap).unwrap(),
+            "8988151c354a92203e9ff06e6c9ae409ab87ec51940323e401ede65f5e7b8db6"
+        );
+    }
+
+    #[test]
+    fn the_checksum_annotation_itself_is_not_hashed_but_others_are() {
+        let base = json!({"data": {"config.yaml": "a"}, "metadata": {"labels": vmcp_labels("x")}});
+        let mut with_checksum = base.clone();
+        with_checksum["metadata"]["annotations"] = json!({CONTENT_CHECKSUM_ANNOTATION: "stale"});
+        let mut with_other = base.clone();
+        with_other["metadata"]["annotations"] = json!({"team": "a"});
+        let plain = content_checksum(&base).unwrap();
+        assert_eq!(content_checksum(&with_checksum).unwrap(), plain);
+        assert_ne!(content_checksum(&with_other).unwrap(), plain);
+    }
+
+    #[test]
+    fn keys_are_hashed_in_byte_order_without_separators() {
+        // "authserver-config.yaml" sorts before "config.yaml" and is hashed first.
+        let configmap = json!({"data": {"config.yaml": "c", "authserver-config.yaml": "a"}});
+        let mut hasher = Sha256::new();
+        hasher.update(b"authserver-config.yamlaconfig.yamlc");
+        assert_eq!(
+            content_checksum(&configmap).unwrap(),
+            hex::encode(hasher.finalize())
+        );
+    }
+
+    #[test]
+    fn a_replacement_hashes_like_the_replaced_object() {
+        let configmap = json!({"data": {"config.yaml": "old", "z": "1"}});
+        let replaced = json!({"data": {"config.yaml": "new", "z": "1"}});
+        assert_eq!(
+            content_checksum_with(&configmap, Some(("config.yaml", "new"))).unwrap(),
+            content_checksum(&replaced).unwrap()
+        );
+    }
+
+    #[test]
+    fn non_string_values_are_errors() {
+        let err = content_checksum(&json!({"data": {"config.yaml": 1}})).unwrap_err();
+        assert_eq!(
+            err,
+            ChecksumError {
+                field: "data",
+                key: "config.yaml".into()
+            }
+        );
+        assert!(content_checksum(&json!({"metadata": {"labels": ["x"]}})).is_err());
+    }
+}

@@ -1,0 +1,399 @@
+//! Put the items of the top-level `backends` sequence in name order, moving
+//! whole items as text so every byte of every item stays as it was.
+//!
+//! This is exactly what the fixed ToolHive operator (v0.8.1, PR #3450) writes:
+//! it sorts by `Name` with Go's `<` (a byte comparison) and yaml.v3 renders each
+//! item the same wherever it stands. The result is only returned once a second
+//! parse proves it equal to the input but for the order of `backends`.
+
+use super::yaml_doc::{self, Backends, BackendsLayout, Document, Node};
+use super::{Refusal, RefusalReason};
+
+/// A config whose backends were reordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reordered {
+    pub text: String,
+    pub items: usize,
+}
+
+/// Reorder the top-level `backends` of `text`.
+///
+/// `Ok(None)`: nothing to do (no backends, fewer than two, or already in
+/// order). `Err`: the document is left as it is, for the reason given.
+pub fn sort_backends(text: &str) -> Result<Option<Reordered>, Refusal> {
+    let document = yaml_doc::parse(text)?;
+    let layout = match &document.backends {
+        Backends::Absent | Backends::Null => return Ok(None),
+        Backends::Flow { items } if *items < 2 => return Ok(None),
+        Backends::Flow { .. } => return Err(unsupported("a flow-style backends list")),
+        Backends::NotSequence => return Err(unsupported("a backends value that is not a list")),
+        Backends::Block(layout) => layout,
+    };
+    let items = backend_items(&document, layout)?;
+    if items.len() < 2 {
+        return Ok(None);
+    }
+    let region_end = trim_trailing_free_lines(text, &document, layout.item_starts[0], layout.end);
+    refuse_comments(text, &document, layout.item_starts[0], region_end)?;
+
+    let slices = item_slices(text, &layout.item_starts, region_end);
+    let mut order: Vec<usize> = (0..slices.len()).collect();
+    // Go's `<` on strings compares bytes, and so does `str::cmp`; ties (shared
+    // names) fall back to the item's own bytes so the order is still total.
+    order.sort_by(|&a, &b| (items[a].0, slices[a]).cmp(&(items[b].0, slices[b])));
+    if order
+        .iter()
+        .enumerate()
+        .all(|(position, &item)| position == item)
+    {
+        return Ok(None);
+    }
+
+    let reordered = reassemble(text, layout.item_starts[0], region_end, &slices, &order);
+    prove(&document, layout, &order, &reordered)?;
+    Ok(Some(Reordered {
+        text: reordered,
+        items: order.len(),
+    }))
+}
+
+/// Each item's `name` scalar, checking every item is a mapping that has one.
+fn backend_items<'d>(
+    document: &'d Document<'_>,
+    layout: &BackendsLayout,
+) -> Result<Vec<(&'d str, &'d Node<'d>)>, Refusal> {
+    let Some(Node::Sequence(items)) = backends_node(document.root.as_ref(), layout) else {
+        return Err(proof_failed(
+            "the backends sequence is not where it was read",
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| match item.get("name") {
+            Some(Node::Scalar(name, _)) => Ok((name.as_ref(), item)),
+            _ => Err(unsupported(&format!(
+                "backends item {} without a scalar name",
+                index + 1
+            ))),
+        })
+        .collect()
+}
+
+fn backends_node<'n, 'a>(
+    root: Option<&'n Node<'a>>,
+    layout: &BackendsLayout,
+) -> Option<&'n Node<'a>> {
+    match root? {
+        Node::Mapping(entries) => entries.get(layout.entry).map(|(_, value)| value),
+        _ => None,
+    }
+}
+
+/// Blank and comment lines after the last item stay where they are, before
+/// whatever follows the list (unless they are the content of a scalar).
+fn trim_trailing_free_lines(
+    text: &str,
+    document: &Document<'_>,
+    start: usize,
+    mut end: usize,
+) -> usize {
+    while end > start {
+        let line_begin = yaml_doc::line_start(text, end - 1);
+        if !is_free_line(document, line_begin, &text[line_begin..end]) {
+            break;
+        }
+        end = line_begin;
+    }
+    end
+}
+
+/// A comment among the items belongs to no item; moving items would move it
+/// to a different place, so such a list is left alone.
+fn refuse_comments(
+    text: &str,
+    document: &Document<'_>,
+    start: usize,
+    end: usize,
+) -> Result<(), Refusal> {
+    let mut line_begin = start;
+    for line in text[start..end].split_inclusive('\n') {
+        if is_free_line(document, line_begin, line) && !line.trim().is_empty() {
+            return Err(unsupported("comments between backends items"));
+        }
+        line_begin += line.len();
+    }
+    Ok(())
+}
+
+/// A blank or comment line that is not the content of a multi-line scalar.
+fn is_free_line(document: &Document<'_>, line_begin: usize, line: &str) -> bool {
+    let content = line.trim_start_matches(' ');
+    let blank = content.trim_end().is_empty();
+    if !(blank || content.starts_with('#')) {
+        return false;
+    }
+    // Inside a block scalar a blank line is content, and so is a `#` line
+    // indented at least as deep as the scalar's content.
+    let indent = line.len() - content.len();
+    !document
+        .multiline_scalars
+        .iter()
+        .any(|&(from, to, min_indent)| {
+            from <= line_begin && line_begin < to && (blank || indent >= min_indent)
+        })
+}
+
+/// The text of each item: from its line to the next item's line (or the end).
+fn item_slices<'t>(text: &'t str, starts: &[usize], end: usize) -> Vec<&'t str> {
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, &from)| &text[from..starts.get(i + 1).copied().unwrap_or(end)])
+        .collect()
+}
+
+fn reassemble(text: &str, start: usize, end: usize, slices: &[&str], order: &[usize]) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    out.push_str(&text[..start]);
+    for &item in order {
+        out.push_str(slices[item]);
+        // The last item of a document without a final newline may move up.
+        if !slices[item].ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    if !text[..end].ends_with('\n') {
+        out.pop();
+    }
+    out.push_str(&text[end..]);
+    out
+}
+
+/// Parse the result and check it equals the original with only the backends
+/// items permuted by `order`.
+fn prove(
+    original: &Document<'_>,
+    layout: &BackendsLayout,
+    order: &[usize],
+    reordered: &str,
+) -> Result<(), Refusal> {
+    let result = yaml_doc::parse(reordered).map_err(|refusal| proof_failed(&refusal.detail))?;
+    let (Some(Node::Mapping(before)), Some(Node::Mapping(after))) = (&original.root, &result.root)
+    else {
+        return Err(proof_failed("the document root is not a mapping"));
+    };
+    if before.len() != after.len() {
+        return Err(proof_failed("top-level keys differ"));
+    }
+    for (index, ((key_before, value_before), (key_after, value_after))) in
+        before.iter().zip(after).enumerate()
+    {
+        if key_before != key_after {
+            return Err(proof_failed("top-level keys differ"));
+        }
+        let same = if index == layout.entry {
+            match (value_before, value_after) {
+                (Node::Sequence(items_before), Node::Sequence(items_after)) => {
+                    items_before.len() == items_after.len()
+                        && order
+                            .iter()
+                            .zip(items_after)
+                            .all(|(&i, item)| items_before[i] == *item)
+                }
+                _ => false,
+            }
+        } else {
+            value_before == value_after
+        };
+        if !same {
+            return Err(proof_failed(&format!(
+                "top-level entry {} changed",
+                index + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn unsupported(what: &str) -> Refusal {
+    Refusal {
+        reason: RefusalReason::Unsupported,
+        detail: format!("config uses {what}"),
+    }
+}
+
+fn proof_failed(what: &str) -> Refusal {
+    Refusal {
+        reason: RefusalReason::ProofFailed,
+        detail: format!("reordered config is not equal to the original: {what}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorted(text: &str) -> String {
+        sort_backends(text)
+            .unwrap()
+            .map_or_else(|| text.to_owned(), |r| r.text)
+    }
+
+    fn refusal(text: &str) -> RefusalReason {
+        sort_backends(text).expect_err(text).reason
+    }
+
+    #[test]
+    fn operator_style_items_move_whole() {
+        let text = "name: x\nbackends:\n    - name: b\n      url: u\n    - name: a\n      metadata:\n        k: v\nincomingAuth:\n    type: anonymous\n";
+        assert_eq!(
+            sorted(text),
+            "name: x\nbackends:\n    - name: a\n      metadata:\n        k: v\n    - name: b\n      url: u\nincomingAuth:\n    type: anonymous\n"
+        );
+    }
+
+    #[test]
+    fn hand_written_style_at_column_zero() {
+        let text = "backends:\n- name: b\n  url: u\n- name: a\nz: 1\n";
+        assert_eq!(
+            sorted(text),
+            "backends:\n- name: a\n- name: b\n  url: u\nz: 1\n"
+        );
+    }
+
+    #[test]
+    fn names_compare_as_parsed_bytes() {
+        // "123" quoted is the string 123; upper case sorts before lower case.
+        let text = "backends:\n  - name: b\n  - name: \"123\"\n  - name: B\n  - name: 'é'\n";
+        assert_eq!(
+            sorted(text),
+            "backends:\n  - name: \"123\"\n  - name: B\n  - name: b\n  - name: 'é'\n"
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_ordered_by_item_bytes() {
+        let text = "backends:\n  - name: a\n    url: z\n  - name: a\n    url: b\n";
+        assert_eq!(
+            sorted(text),
+            "backends:\n  - name: a\n    url: b\n  - name: a\n    url: z\n"
+        );
+    }
+
+    #[test]
+    fn last_item_without_final_newline() {
+        assert_eq!(
+            sorted("backends:\n- name: b\n- name: a"),
+            "backends:\n- name: a\n- name: b"
+        );
+    }
+
+    #[test]
+    fn trailing_blank_and_comment_lines_stay_put() {
+        let text = "backends:\n  - name: b\n  - name: a\n\n# about z\nz: 1\n";
+        assert_eq!(
+            sorted(text),
+            "backends:\n  - name: a\n  - name: b\n\n# about z\nz: 1\n"
+        );
+    }
+
+    #[test]
+    fn hash_lines_inside_block_scalars_are_content() {
+        let text =
+            "backends:\n  - name: b\n    note: |\n      # heading\n      text\n  - name: a\n";
+        assert_eq!(
+            sorted(text),
+            "backends:\n  - name: a\n  - name: b\n    note: |\n      # heading\n      text\n"
+        );
+    }
+
+    #[test]
+    fn in_order_or_short_lists_are_left_alone() {
+        for text in [
+            "backends:\n  - name: a\n  - name: b\n",
+            "backends:\n  - name: a\n",
+            "backends: []\n",
+            "backends: [{name: a}]\n",
+            "backends:\nname: x\n",
+            "name: x\n",
+            "",
+        ] {
+            assert_eq!(sort_backends(text), Ok(None), "{text}");
+        }
+    }
+
+    #[test]
+    fn only_the_top_level_set_is_reordered() {
+        for text in [
+            "aggregation:\n  conflictResolutionConfig:\n    priorityOrder:\n      - b\n      - a\n",
+            "compositeTools:\n  - name: t\n    steps:\n      - id: b\n      - id: a\n",
+            "outgoingAuth:\n  backends:\n    b: {type: x}\n    a: {type: y}\n",
+            "metadata:\n  note: |\n    backends:\n      - name: b\n      - name: a\n",
+        ] {
+            assert_eq!(sort_backends(text), Ok(None), "{text}");
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_moved_intact_is_refused() {
+        use RefusalReason::*;
+        for (text, reason) in [
+            ("backends: [{name: b}, {name: a}]\n", Unsupported),
+            (
+                "backends:\n  - name: b\n  # about a\n  - name: a\n",
+                Unsupported,
+            ),
+            ("backends:\n  - name: b\n  - url: a\n", Unsupported),
+            ("backends:\n  - b\n  - a\n", Unsupported),
+            ("backends:\n  - name: b\n  - &x {name: a}\n", Unsupported),
+            (
+                "backends:\n  - name: b\n  - name: a\n---\nx: 1\n",
+                Unsupported,
+            ),
+            ("backends:\n  - name: b\r\n  - name: a\r\n", Unsupported),
+            ("backends: {a: 1}\n", Unsupported),
+            ("backends:\n  - name: [b\n", InvalidYaml),
+        ] {
+            assert_eq!(refusal(text), reason, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_proof_rejects_a_wrong_reassembly() {
+        let text = "backends:\n  - name: b\n  - name: a\n";
+        let document = yaml_doc::parse(text).unwrap();
+        let Backends::Block(layout) = &document.backends else {
+            panic!()
+        };
+        // Claiming the identity order for a swapped text must fail, and so must
+        // a text that lost a key.
+        assert!(
+            prove(
+                &document,
+                layout,
+                &[0, 1],
+                "backends:\n  - name: a\n  - name: b\n"
+            )
+            .is_err()
+        );
+        assert!(
+            prove(
+                &document,
+                layout,
+                &[1, 0],
+                "backends:\n  - name: a\n  - name: b\nx: 1\n"
+            )
+            .is_err()
+        );
+        assert!(
+            prove(
+                &document,
+                layout,
+                &[1, 0],
+                "backends:\n  - name: a\n  - name: b\n"
+            )
+            .is_ok()
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! The vMCP config ConfigMap: sort its backend set, recompute its checksum.
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{Patch, PatchOperation, ReplaceOperation};
+use serde_json::Value;
+
+use super::backends::sort_backends;
+use super::{Change, Normalized, Outcome, Refusal, RefusalReason};
+use crate::checksum::content_checksum_with;
+use crate::recognize::{CONFIG_KEY, CONTENT_CHECKSUM_ANNOTATION, is_vmcp_configmap};
+
+/// Normalize a ConfigMap exactly as it arrives inside an AdmissionReview.
+///
+/// Non-vMCP objects pass through. For a vMCP config ConfigMap, the top-level
+/// `backends` of `config.yaml` are put in name order (proven equal but for
+/// that order), and `toolhive.stacklok.dev/content-checksum`, when present, is
+/// recomputed over the result. Nothing is ever added.
+pub fn normalize_configmap(object: &Value) -> Outcome {
+    if !is_vmcp_configmap(object) {
+        return Outcome::NotVmcp;
+    }
+    let Some(config) = object
+        .pointer("/data")
+        .and_then(|d| d.get(CONFIG_KEY))
+        .and_then(Value::as_str)
+    else {
+        return malformed(format!("data[{CONFIG_KEY:?}] is not a string"));
+    };
+    let reordered = match sort_backends(config) {
+        Ok(reordered) => reordered,
+        Err(refusal) => return Outcome::Refused(refusal),
+    };
+
+    let mut changes = Vec::new();
+    let mut patch = Vec::new();
+    if let Some(reordered) = &reordered {
+        changes.push(Change::BackendsReordered {
+            key: CONFIG_KEY.to_owned(),
+            items: reordered.items,
+        });
+        patch.push(replace(
+            ["data", CONFIG_KEY],
+            Value::String(reordered.text.clone()),
+        ));
+    }
+
+    let annotations = object.pointer("/metadata/annotations");
+    match annotations.and_then(|a| a.get(CONTENT_CHECKSUM_ANNOTATION)) {
+        None => {}
+        Some(Value::String(current)) => {
+            let candidate = reordered.as_ref().map(|r| (CONFIG_KEY, r.text.as_str()));
+            let checksum = match content_checksum_with(object, candidate) {
+                Ok(checksum) => checksum,
+                Err(error) => return malformed(error.to_string()),
+            };
+            if *current != checksum {
+                patch.push(replace(
+                    ["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION],
+                    Value::String(checksum.clone()),
+                ));
+                changes.push(Change::ContentChecksum {
+                    from: current.clone(),
+                    to: checksum,
+                });
+            }
+        }
+        Some(_) => {
+            return malformed(format!(
+                "annotation {CONTENT_CHECKSUM_ANNOTATION} is not a string"
+            ));
+        }
+    }
+
+    if patch.is_empty() {
+        return Outcome::Unchanged;
+    }
+    let patch = Patch(patch);
+    let mut normalized = object.clone();
+    if let Err(error) = json_patch::patch(&mut normalized, &patch) {
+        // Unreachable by construction (both paths were just read); refusing
+        // keeps the promise of never sending a patch that does not apply.
+        return Outcome::Refused(Refusal {
+            reason: RefusalReason::ProofFailed,
+            detail: format!("patch does not apply to the received object: {error}"),
+        });
+    }
+    Outcome::Normalized(Normalized {
+        object: normalized,
+        changes,
+        patch,
+    })
+}
+
+/// A `replace` of a path that exists in the received object.
+fn replace<const N: usize>(tokens: [&str; N], value: Value) -> PatchOperation {
+    PatchOperation::Replace(ReplaceOperation {
+        path: PointerBuf::from_tokens(tokens),
+        value,
+    })
+}
+
+fn malformed(detail: String) -> Outcome {
+    Outcome::Refused(Refusal {
+        reason: RefusalReason::MalformedObject,
+        detail,
+    })
+}

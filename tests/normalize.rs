@@ -1,0 +1,390 @@
+//! The core against the spec: golden fixtures, checksum vectors, properties.
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use vmcp_normalizer::checksum::content_checksum;
+use vmcp_normalizer::normalize::{Change, Outcome, RefusalReason, normalize_configmap};
+use vmcp_normalizer::recognize::CONTENT_CHECKSUM_ANNOTATION;
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn config(object: &Value) -> &str {
+    object["data"]["config.yaml"].as_str().expect("config.yaml")
+}
+
+fn checksum_annotation(object: &Value) -> &str {
+    object["metadata"]["annotations"][CONTENT_CHECKSUM_ANNOTATION]
+        .as_str()
+        .expect("checksum")
+}
+
+fn normalized(outcome: Outcome) -> vmcp_normalizer::normalize::Normalized {
+    match outcome {
+        Outcome::Normalized(normalized) => normalized,
+        other => panic!("expected a normalization, got {other:?}"),
+    }
+}
+
+#[test]
+fn buggy_fixture_becomes_the_fixed_operators_bytes() {
+    let buggy = fixture("vmcp-configmap.yaml");
+    let expected = fixture("vmcp-configmap.normalized.yaml");
+    let result = normalized(normalize_configmap(&buggy));
+
+    assert_eq!(config(&result.object), config(&expected));
+    assert_eq!(
+        checksum_annotation(&result.object),
+        checksum_annotation(&expected)
+    );
+    assert_eq!(
+        result.changes,
+        vec![
+            Change::BackendsReordered {
+                key: "config.yaml".into(),
+                items: 5
+            },
+            Change::ContentChecksum {
+                from: "9ba036ba5342c5f43365d8ac13e4c6c642149f4d9519cf690e5147e78d60dc48".into(),
+                to: "32cf106c9df1f5bf6fd492475eb31e30bd0e14a00f18b61ccbc9b589f10501ee".into(),
+            },
+        ]
+    );
+    // Exactly two replaces, keys escaped as RFC 6901 asks.
+    let patch = serde_json::to_value(&result.patch).unwrap();
+    assert_eq!(patch.as_array().unwrap().len(), 2);
+    assert_eq!(patch[0]["op"], "replace");
+    assert_eq!(patch[0]["path"], "/data/config.yaml");
+    assert_eq!(patch[0]["value"], expected["data"]["config.yaml"]);
+    assert_eq!(
+        patch[1],
+        json!({"op": "replace",
+               "path": "/metadata/annotations/toolhive.stacklok.dev~1content-checksum",
+               "value": "32cf106c9df1f5bf6fd492475eb31e30bd0e14a00f18b61ccbc9b589f10501ee"})
+    );
+    // Everything but those two fields is untouched.
+    let mut applied = buggy.clone();
+    json_patch::patch(&mut applied, &result.patch).unwrap();
+    assert_eq!(applied, result.object);
+    let mut rest = result.object.clone();
+    rest["data"]["config.yaml"] = buggy["data"]["config.yaml"].clone();
+    rest["metadata"]["annotations"] = buggy["metadata"]["annotations"].clone();
+    assert_eq!(rest, buggy);
+}
+
+#[test]
+fn normalized_fixture_yields_no_patch() {
+    assert_eq!(
+        normalize_configmap(&fixture("vmcp-configmap.normalized.yaml")),
+        Outcome::Unchanged
+    );
+}
+
+#[test]
+fn checksum_vectors_of_the_spec() {
+    let buggy = fixture("vmcp-configmap.yaml");
+    assert_eq!(
+        content_checksum(&buggy).unwrap(),
+        "9ba036ba5342c5f43365d8ac13e4c6c642149f4d9519cf690e5147e78d60dc48"
+    );
+    assert_eq!(
+        content_checksum(&fixture("vmcp-configmap.normalized.yaml")).unwrap(),
+        "32cf106c9df1f5bf6fd492475eb31e30bd0e14a00f18b61ccbc9b589f10501ee"
+    );
+    // Another permutation of the same five backends: fetch, mcp-optimizer,
+    // oci-registry, osv, context7.
+    let mut permuted = buggy.clone();
+    permuted["data"]["config.yaml"] = Value::String(permute(
+        config(&buggy),
+        &["fetch", "mcp-optimizer", "oci-registry", "osv", "context7"],
+    ));
+    assert_eq!(
+        content_checksum(&permuted).unwrap(),
+        "32a0798058c0b4645d3589d3e810345b80c192a783dd9632ef85572b61d5fafe"
+    );
+    // ...and it normalizes to the same bytes as every other permutation.
+    let from_permuted = normalized(normalize_configmap(&permuted));
+    assert_eq!(
+        config(&from_permuted.object),
+        config(&fixture("vmcp-configmap.normalized.yaml"))
+    );
+}
+
+/// Rearrange the fixture's operator-style backend items into `names` order.
+fn permute(text: &str, names: &[&str]) -> String {
+    let start = text.find("    - name: ").unwrap();
+    let end = text.find("incomingAuth:").unwrap();
+    let items: Vec<&str> = text[start..end]
+        .split_inclusive('\n')
+        .fold(Vec::new(), |mut items: Vec<String>, line| {
+            if line.starts_with("    - ") {
+                items.push(String::new());
+            }
+            items.last_mut().unwrap().push_str(line);
+            items
+        })
+        .leak()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let find = |name: &str| {
+        *items
+            .iter()
+            .find(|i| i.starts_with(&format!("    - name: {name}\n")))
+            .unwrap()
+    };
+    let body: String = names.iter().map(|n| find(n)).collect();
+    format!("{}{}{}", &text[..start], body, &text[end..])
+}
+
+fn vmcp_configmap(config: &str) -> Value {
+    let mut object = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "x-vmcp-config",
+            "namespace": "ns",
+            "labels": {
+                "toolhive.stacklok.io/component": "vmcp-config",
+                "toolhive.stacklok.io/managed-by": "toolhive-operator",
+                "toolhive.stacklok.io/virtual-mcp-server": "x",
+            },
+            "annotations": {},
+        },
+        "data": {"config.yaml": config},
+    });
+    let checksum = content_checksum(&object).unwrap();
+    object["metadata"]["annotations"][CONTENT_CHECKSUM_ANNOTATION] = Value::String(checksum);
+    object
+}
+
+#[test]
+fn non_vmcp_objects_pass_untouched() {
+    let mut object = vmcp_configmap("backends:\n  - name: b\n  - name: a\n");
+    object["metadata"]["labels"]["toolhive.stacklok.io/component"] = json!("run-config");
+    assert_eq!(normalize_configmap(&object), Outcome::NotVmcp);
+    assert_eq!(
+        normalize_configmap(&json!({"kind": "ConfigMap"})),
+        Outcome::NotVmcp
+    );
+    assert_eq!(normalize_configmap(&json!(null)), Outcome::NotVmcp);
+}
+
+#[test]
+fn no_checksum_annotation_means_none_is_added() {
+    let mut object = vmcp_configmap("backends:\n  - name: b\n  - name: a\n");
+    object["metadata"]["annotations"] = json!({});
+    let result = normalized(normalize_configmap(&object));
+    assert_eq!(result.object["metadata"]["annotations"], json!({}));
+    assert_eq!(result.changes.len(), 1);
+    assert_eq!(result.patch.0.len(), 1);
+}
+
+#[test]
+fn other_data_keys_are_hashed_but_never_reordered() {
+    let other = "upstreams:\n  - name: z\n  - name: a\n";
+    let mut object = vmcp_configmap("backends:\n  - name: b\n  - name: a\n");
+    object["data"]["authserver-config.yaml"] = json!(other);
+    let result = normalized(normalize_configmap(&object));
+    assert_eq!(
+        result.object["data"]["authserver-config.yaml"],
+        json!(other)
+    );
+    let expected = content_checksum(&result.object).unwrap();
+    assert_eq!(checksum_annotation(&result.object), expected);
+    assert!(content_checksum(&object).unwrap() != expected);
+}
+
+#[test]
+fn stale_checksum_on_sorted_data_is_recomputed() {
+    let mut object = vmcp_configmap("backends:\n  - name: a\n  - name: b\n");
+    let right = checksum_annotation(&object).to_owned();
+    object["metadata"]["annotations"][CONTENT_CHECKSUM_ANNOTATION] = json!("stale");
+    let result = normalized(normalize_configmap(&object));
+    assert_eq!(
+        result.changes,
+        vec![Change::ContentChecksum {
+            from: "stale".into(),
+            to: right
+        }]
+    );
+}
+
+#[test]
+fn untouchables_stay_as_they_are() {
+    for config in [
+        "aggregation:\n    conflictResolutionConfig:\n        priorityOrder:\n            - z\n            - a\n",
+        "compositeTools:\n    - name: t\n      steps:\n        - id: z\n        - id: a\n",
+        "outgoingAuth:\n    backends:\n        z:\n            type: x\n        a:\n            type: y\n",
+        "metadata:\n    note: |\n        backends:\n            - name: z\n            - name: a\n",
+        "backends:\n    - name: a\n      metadata:\n        z: \"1\"\n        a: \"2\"\n    - name: b\n",
+    ] {
+        assert_eq!(
+            normalize_configmap(&vmcp_configmap(config)),
+            Outcome::Unchanged,
+            "{config}"
+        );
+    }
+}
+
+#[test]
+fn unsafe_documents_are_refused_with_a_reason() {
+    for (config, reason) in [
+        (
+            "backends: [{name: b}, {name: a}]\n",
+            RefusalReason::Unsupported,
+        ),
+        (
+            "backends:\n  - &b\n    name: b\n  - name: a\n",
+            RefusalReason::Unsupported,
+        ),
+        (
+            "backends:\n  - !t\n    name: b\n  - name: a\n",
+            RefusalReason::Unsupported,
+        ),
+        (
+            "backends:\n  - name: b\n  # a follows\n  - name: a\n",
+            RefusalReason::Unsupported,
+        ),
+        (
+            "backends:\r\n  - name: b\r\n  - name: a\r\n",
+            RefusalReason::Unsupported,
+        ),
+        (
+            "backends:\n  - name: b\n  - name: a\n---\nbackends: []\n",
+            RefusalReason::Unsupported,
+        ),
+        (
+            "backends:\n  - name: b\n   - name: a\n",
+            RefusalReason::InvalidYaml,
+        ),
+        ("backends: \"unterminated\n", RefusalReason::InvalidYaml),
+    ] {
+        match normalize_configmap(&vmcp_configmap(config)) {
+            Outcome::Refused(refusal) => assert_eq!(refusal.reason, reason, "{config}: {refusal}"),
+            other => panic!("{config}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn malformed_objects_are_refused_not_panicked_on() {
+    let labels = json!({"toolhive.stacklok.io/component": "vmcp-config"});
+    for object in [
+        json!({"metadata": {"labels": labels}, "data": {"config.yaml": 7}}),
+        json!({"metadata": {"labels": labels}, "data": {"config.yaml": null}}),
+        json!({"metadata": {"labels": labels, "annotations": {CONTENT_CHECKSUM_ANNOTATION: 1}},
+               "data": {"config.yaml": "backends:\n- name: b\n- name: a\n"}}),
+        json!({"metadata": {"labels": labels, "annotations": {CONTENT_CHECKSUM_ANNOTATION: "x"}},
+               "data": {"config.yaml": "name: x\n", "other": 1}}),
+    ] {
+        match normalize_configmap(&object) {
+            Outcome::Refused(refusal) => {
+                assert_eq!(refusal.reason, RefusalReason::MalformedObject, "{refusal}")
+            }
+            other => panic!("{object}: expected a refusal, got {other:?}"),
+        }
+    }
+    // No data at all: not a vMCP config ConfigMap.
+    assert_eq!(
+        normalize_configmap(&json!({"metadata": {"labels": labels}})),
+        Outcome::NotVmcp
+    );
+}
+
+#[test]
+fn a_huge_document_is_handled() {
+    // 1 MiB is the ConfigMap limit; go past it.
+    let mut text = String::from("backends:\n");
+    for i in (0..20_000).rev() {
+        text.push_str(&format!("    - name: backend-{i:05}\n      url: http://b{i}.svc:8080/mcp\n      transport: sse\n"));
+    }
+    assert!(text.len() > 1 << 20);
+    let result = normalized(normalize_configmap(&vmcp_configmap(&text)));
+    assert!(config(&result.object).starts_with("backends:\n    - name: backend-00000\n"));
+    assert_eq!(normalize_configmap(&result.object), Outcome::Unchanged);
+}
+
+// ---- properties ----------------------------------------------------------
+
+/// Names with the YAML text yaml.v3 writes for them.
+fn name_strategy() -> impl Strategy<Value = (String, String)> {
+    prop_oneof![
+        "[a-z][a-z0-9-]{0,10}".prop_map(|n| (n.clone(), n)),
+        "[0-9]{1,4}".prop_map(|n| (n.clone(), format!("\"{n}\""))),
+        prop::sample::select(vec![
+            ("true", "\"true\""),
+            ("on", "\"on\""),
+            ("yes", "\"yes\""),
+            ("1:30", "\"1:30\""),
+            ("{x}", "'{x}'"),
+            ("Ünïcødé", "Ünïcødé"),
+            ("名前", "名前"),
+            ("B", "B"),
+            ("a", "a"),
+        ])
+        .prop_map(|(n, y)| (n.to_owned(), y.to_owned())),
+    ]
+}
+
+fn backend_strategy() -> impl Strategy<Value = (String, String)> {
+    (name_strategy(), "[a-z]{1,6}", prop::bool::ANY).prop_map(|((name, yaml), host, with_meta)| {
+        let mut item = format!("    - name: {yaml}\n      url: http://{host}.svc:8080/mcp\n      transport: streamable-http\n");
+        if with_meta {
+            item.push_str("      metadata:\n        group: g\n        note: |\n            line one\n            # not a comment\n");
+        }
+        (name, item)
+    })
+}
+
+fn render(items: &[(String, String)]) -> String {
+    let body: String = items.iter().map(|(_, item)| item.as_str()).collect();
+    format!("name: x\ngroupRef: g\nbackends:\n{body}incomingAuth:\n    type: anonymous\n")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn every_permutation_normalizes_to_the_same_bytes(
+        items in prop::collection::vec(backend_strategy(), 0..12),
+        seed in any::<u64>(),
+    ) {
+        // Duplicates included: repeat the first item under some seeds.
+        let mut items = items;
+        if seed % 3 == 0 && !items.is_empty() {
+            items.push(items[0].clone());
+        }
+        let mut shuffled = items.clone();
+        let mut state = seed;
+        for i in (1..shuffled.len()).rev() {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shuffled.swap(i, (state >> 33) as usize % (i + 1));
+        }
+        let canonical = |items: &[(String, String)]| -> Value {
+            let input = vmcp_configmap(&render(items));
+            match normalize_configmap(&input) {
+                Outcome::Normalized(n) => {
+                    let mut applied = input.clone();
+                    json_patch::patch(&mut applied, &n.patch).unwrap();
+                    assert_eq!(applied, n.object, "the patch turns the input into the output");
+                    n.object
+                }
+                Outcome::Unchanged => input,
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        let a = canonical(&items);
+        let b = canonical(&shuffled);
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!(normalize_configmap(&a), Outcome::Unchanged, "idempotent");
+
+        // The result is the items sorted by name bytes, then item bytes.
+        let mut sorted = items.clone();
+        sorted.sort_by(|x, y| (x.0.as_bytes(), &x.1).cmp(&(y.0.as_bytes(), &y.1)));
+        prop_assert_eq!(config(&a), render(&sorted));
+    }
+}
