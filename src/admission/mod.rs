@@ -1,0 +1,473 @@
+//! The admission envelope: read an AdmissionReview, hand the object to the
+//! right mutator, and write the answer. The decisions themselves live in
+//! [`crate::normalize`] (ConfigMaps) and behind [`DeploymentMutator`].
+//!
+//! This webhook never rejects a write: every review that parses is answered
+//! `allowed: true`, with a patch only when something was put in canonical form.
+
+mod wire;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::metrics::{AdmissionLabels, KindLabels, Metrics, ReasonLabels};
+use crate::normalize::{self, Change, Outcome, RefusalReason};
+use crate::recognize::{CONFIG_KEY, CONTENT_CHECKSUM_ANNOTATION};
+
+pub use wire::{
+    API_VERSION, AdmissionRequest, GroupVersionKind, GroupVersionResource, KIND, encode_response,
+    parse_review,
+};
+
+/// Warnings longer than this may be truncated by the apiserver or kubectl.
+pub const MAX_WARNING_BYTES: usize = 119;
+
+/// Request bodies above this size are normalized on the blocking pool, so a
+/// large document neither stalls a runtime worker nor outlives the deadline.
+const INLINE_BODY_LIMIT: usize = 64 * 1024;
+
+/// A body the webhook cannot answer with an AdmissionReview.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdmissionError {
+    #[error("truncated body: {0}")]
+    Truncated(#[source] serde_json::Error),
+    #[error("body is not valid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("body is not an AdmissionReview: {0}")]
+    NotAReview(#[source] serde_json::Error),
+    #[error("apiVersion is {}, expected admission.k8s.io/v1", quoted(.0))]
+    ApiVersion(Option<String>),
+    #[error("kind is {}, expected AdmissionReview", quoted(.0))]
+    Kind(Option<String>),
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+    #[error("AdmissionReview request has an empty uid")]
+    NoUid,
+    #[error("cannot encode the AdmissionReview response: {0}")]
+    Encode(#[source] serde_json::Error),
+}
+
+fn quoted(value: &Option<String>) -> String {
+    match value {
+        Some(value) => format!("{value:?}"),
+        None => "missing".to_owned(),
+    }
+}
+
+impl AdmissionError {
+    /// True when the client sent something that is not an AdmissionReview
+    /// (HTTP 400); false for our own failure to answer (HTTP 500).
+    pub fn is_bad_request(&self) -> bool {
+        !matches!(self, AdmissionError::Encode(_))
+    }
+}
+
+/// What the webhook decided for one object; the `outcome` metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// An operation, subresource or kind this webhook does not touch.
+    Skipped,
+    /// A ConfigMap or Deployment that is not a vMCP object.
+    NotVmcp,
+    /// A vMCP object that is already canonical.
+    Unchanged,
+    /// A vMCP object put in canonical form: the answer carries a patch.
+    Patched,
+    /// A vMCP object left as received because a rewrite could not be proven
+    /// safe. `reason` is a low-cardinality metric label.
+    Refused { reason: &'static str },
+    /// No decision within the request's budget: allowed, unchanged.
+    TimedOut,
+    /// An internal failure (a bug): allowed, unchanged.
+    Error,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Skipped => "skipped",
+            Decision::NotVmcp => "not_vmcp",
+            Decision::Unchanged => "unchanged",
+            Decision::Patched => "patched",
+            Decision::Refused { .. } => "refused",
+            Decision::TimedOut => "timeout",
+            Decision::Error => "error",
+        }
+    }
+}
+
+/// The answer for one object: always allowed; maybe a patch, warnings for the
+/// user and annotations for the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub decision: Decision,
+    pub patch: Option<json_patch::Patch>,
+    /// Short lines (at most [`MAX_WARNING_BYTES`]) shown by kubectl.
+    pub warnings: Vec<String>,
+    /// The apiserver prefixes each key with the webhook name.
+    pub audit_annotations: BTreeMap<&'static str, String>,
+}
+
+impl Verdict {
+    /// Allowed, no patch.
+    pub fn allow(decision: Decision) -> Self {
+        Self {
+            decision,
+            patch: None,
+            warnings: Vec::new(),
+            audit_annotations: BTreeMap::new(),
+        }
+    }
+
+    /// Allowed with a patch (an empty patch is never sent).
+    pub fn patched(patch: json_patch::Patch) -> Self {
+        Self {
+            patch: Some(patch),
+            ..Self::allow(Decision::Patched)
+        }
+    }
+
+    /// Add a warning, cut to [`MAX_WARNING_BYTES`].
+    pub fn with_warning(mut self, warning: impl Into<String>) -> Self {
+        self.warnings.push(fit_warning(warning.into()));
+        self
+    }
+
+    pub fn with_audit_annotation(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.audit_annotations.insert(key, value.into());
+        self
+    }
+}
+
+/// Cut a warning to at most [`MAX_WARNING_BYTES`] bytes on a character boundary.
+fn fit_warning(mut warning: String) -> String {
+    if warning.len() > MAX_WARNING_BYTES {
+        let mut end = MAX_WARNING_BYTES - '…'.len_utf8();
+        while !warning.is_char_boundary(end) {
+            end -= 1;
+        }
+        warning.truncate(end);
+        warning.push('…');
+    }
+    warning
+}
+
+/// A Deployment CREATE or UPDATE, as handed to the [`DeploymentMutator`].
+#[derive(Debug, Clone, Copy)]
+pub struct DeploymentReview<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// `request.object` exactly as received (never `oldObject`).
+    pub object: &'a Value,
+    pub dry_run: bool,
+    /// When the answer is due. Work still running then is abandoned and the
+    /// write allowed unchanged, so lookups should finish well before it.
+    pub deadline: Instant,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The Deployment seam: decides the answer for a Deployment write. It must not
+/// fail; anything that goes wrong becomes an allowed verdict with a warning.
+pub trait DeploymentMutator: Send + Sync {
+    fn mutate<'a>(&'a self, review: DeploymentReview<'a>) -> BoxFuture<'a, Verdict>;
+}
+
+/// Until the Deployment checksum sync exists: allow every Deployment unchanged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassThroughDeployments;
+
+impl DeploymentMutator for PassThroughDeployments {
+    fn mutate<'a>(&'a self, _review: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+        Box::pin(std::future::ready(Verdict::allow(Decision::Skipped)))
+    }
+}
+
+/// The kinds this webhook mutates, told apart by the resource being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    ConfigMap,
+    Deployment,
+    Other,
+}
+
+impl Target {
+    fn of(request: &AdmissionRequest) -> Self {
+        match (
+            request.resource.group.as_str(),
+            request.resource.resource.as_str(),
+        ) {
+            ("", "configmaps") => Target::ConfigMap,
+            ("apps", "deployments") => Target::Deployment,
+            _ => Target::Other,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Target::ConfigMap => "ConfigMap",
+            Target::Deployment => "Deployment",
+            Target::Other => "other",
+        }
+    }
+}
+
+/// Only writes of the object itself are mutated: DELETE carries no object to
+/// change (a patch there is an apiserver error), and subresources such as
+/// `scale` or `status` are not the configuration.
+fn writes_object(request: &AdmissionRequest) -> bool {
+    matches!(request.operation.as_str(), "CREATE" | "UPDATE")
+        && request.sub_resource.as_deref().unwrap_or("").is_empty()
+}
+
+fn operation_label(operation: &str) -> &'static str {
+    match operation {
+        "CREATE" => "CREATE",
+        "UPDATE" => "UPDATE",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// Shared state of the admission path: cheap to clone, one per server.
+#[derive(Clone)]
+pub struct Admission {
+    metrics: Arc<Metrics>,
+    deployments: Arc<dyn DeploymentMutator>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").finish_non_exhaustive()
+    }
+}
+
+impl Admission {
+    /// ConfigMaps through the normalizer, Deployments passed through.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            deployments: Arc::new(PassThroughDeployments),
+        }
+    }
+
+    /// Plug in the Deployment mutator.
+    pub fn with_deployment_mutator(mut self, deployments: Arc<dyn DeploymentMutator>) -> Self {
+        self.deployments = deployments;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Answer one AdmissionReview body within `budget`: the encoded response,
+    /// or an error when the body is not an AdmissionReview.
+    pub async fn review(&self, body: &[u8], budget: Duration) -> Result<Vec<u8>, AdmissionError> {
+        let started = Instant::now();
+        let mut request = parse_review(body)?;
+        let target = Target::of(&request);
+        let deadline = started + budget;
+        let verdict = if writes_object(&request) {
+            let object = request.object.take();
+            let large = body.len() > INLINE_BODY_LIMIT;
+            let decide = self.decide(target, &request, object, large, deadline);
+            match tokio::time::timeout_at(deadline, decide).await {
+                Ok(verdict) => verdict,
+                Err(_) => Verdict::allow(Decision::TimedOut).with_warning(format!(
+                    "vmcp-normalizer: no decision within {} ms; object left unchanged",
+                    budget.as_millis()
+                )),
+            }
+        } else {
+            Verdict::allow(Decision::Skipped)
+        };
+        let response = encode_response(&request.uid, &verdict)?;
+        self.record(&request, target, &verdict, started.elapsed());
+        Ok(response)
+    }
+
+    async fn decide(
+        &self,
+        target: Target,
+        request: &AdmissionRequest,
+        object: Option<Value>,
+        large: bool,
+        deadline: Instant,
+    ) -> Verdict {
+        let Some(object) = object else {
+            return Verdict::allow(Decision::Skipped);
+        };
+        match target {
+            Target::ConfigMap => configmap_verdict(run_normalizer(object, large).await),
+            Target::Deployment => {
+                let review = DeploymentReview {
+                    namespace: request.namespace.as_deref().unwrap_or(""),
+                    name: request.name.as_deref().unwrap_or(""),
+                    object: &object,
+                    dry_run: request.dry_run.unwrap_or(false),
+                    deadline,
+                };
+                self.deployments.mutate(review).await
+            }
+            Target::Other => Verdict::allow(Decision::Skipped),
+        }
+    }
+
+    fn record(
+        &self,
+        request: &AdmissionRequest,
+        target: Target,
+        verdict: &Verdict,
+        elapsed: Duration,
+    ) {
+        let kind = target.label();
+        let outcome = verdict.decision.as_str();
+        let metrics = &self.metrics;
+        metrics
+            .admissions
+            .get_or_create(&AdmissionLabels {
+                kind,
+                operation: operation_label(&request.operation),
+                outcome,
+            })
+            .inc();
+        metrics
+            .admission_duration
+            .get_or_create(&KindLabels { kind })
+            .observe(elapsed.as_secs_f64());
+        if verdict
+            .patch
+            .as_ref()
+            .is_some_and(|patch| !patch.0.is_empty())
+        {
+            metrics.patches.get_or_create(&KindLabels { kind }).inc();
+        }
+        if let Decision::Refused { reason } = verdict.decision {
+            metrics
+                .refusals
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+        }
+
+        let namespace = request.namespace.as_deref().unwrap_or("");
+        let name = request.name.as_deref().unwrap_or("");
+        let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let dry_run = request.dry_run.unwrap_or(false);
+        macro_rules! admission_line {
+            ($level:ident) => {
+                tracing::$level!(
+                    uid = %request.uid,
+                    kind = %request.kind.kind,
+                    namespace,
+                    name,
+                    operation = %request.operation,
+                    dry_run,
+                    outcome,
+                    elapsed_us,
+                    warnings = ?verdict.warnings,
+                    "admission"
+                )
+            };
+        }
+        match verdict.decision {
+            Decision::Refused { .. } | Decision::TimedOut | Decision::Error => {
+                admission_line!(warn)
+            }
+            _ => admission_line!(info),
+        }
+    }
+}
+
+/// Run the normalizer; `None` when it panicked (a bug), so that costs one
+/// write left unchanged rather than the connection. Large documents go to the
+/// blocking pool.
+async fn run_normalizer(object: Value, large: bool) -> Option<Outcome> {
+    if large {
+        tokio::task::spawn_blocking(move || normalize::normalize_configmap(&object))
+            .await
+            .ok()
+    } else {
+        catch_unwind(AssertUnwindSafe(|| normalize::normalize_configmap(&object))).ok()
+    }
+}
+
+fn configmap_verdict(outcome: Option<Outcome>) -> Verdict {
+    match outcome {
+        Some(Outcome::NotVmcp) => Verdict::allow(Decision::NotVmcp),
+        Some(Outcome::Unchanged) => Verdict::allow(Decision::Unchanged),
+        Some(Outcome::Normalized(normalized)) => {
+            let summary = normalized
+                .changes
+                .iter()
+                .map(change_label)
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut verdict =
+                Verdict::patched(normalized.patch).with_audit_annotation("normalized", summary);
+            for change in &normalized.changes {
+                verdict = verdict.with_warning(change_warning(change));
+            }
+            verdict
+        }
+        Some(Outcome::Refused(refusal)) => {
+            let reason = refusal_label(refusal.reason);
+            Verdict::allow(Decision::Refused { reason })
+                .with_warning(format!(
+                    "vmcp-normalizer: left data[{CONFIG_KEY}] unchanged ({reason}): {}",
+                    refusal.detail
+                ))
+                .with_audit_annotation("refused-reason", reason)
+        }
+        None => Verdict::allow(Decision::Error)
+            .with_warning("vmcp-normalizer: internal error; ConfigMap left unchanged"),
+    }
+}
+
+fn change_label(change: &Change) -> &'static str {
+    match change {
+        Change::BackendsReordered { .. } => "backends-reordered",
+        Change::ContentChecksum { .. } => "content-checksum",
+    }
+}
+
+fn change_warning(change: &Change) -> String {
+    match change {
+        Change::BackendsReordered { key, items } => {
+            format!("vmcp-normalizer: sorted the {items} backends in data[{key}] by name")
+        }
+        Change::ContentChecksum { from, to } => format!(
+            "vmcp-normalizer: recomputed {CONTENT_CHECKSUM_ANNOTATION} {}… -> {}…",
+            prefix(from, 8),
+            prefix(to, 8)
+        ),
+    }
+}
+
+fn prefix(text: &str, chars: usize) -> &str {
+    text.char_indices()
+        .nth(chars)
+        .map_or(text, |(end, _)| &text[..end])
+}
+
+/// Metric label of a refusal reason (snake case, stable).
+fn refusal_label(reason: RefusalReason) -> &'static str {
+    match reason {
+        RefusalReason::InvalidYaml => "invalid_yaml",
+        RefusalReason::Unsupported => "unsupported",
+        RefusalReason::ProofFailed => "proof_failed",
+        RefusalReason::MalformedObject => "malformed_object",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,313 @@
+use super::*;
+use serde_json::json;
+
+const UID: &str = "705ab4f5-6393-11e8-b7cc-42010a800002";
+
+fn patch(value: Value) -> json_patch::Patch {
+    serde_json::from_value(value).expect("valid patch")
+}
+
+fn review(operation: &str, group: &str, resource: &str, object: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": UID,
+            "kind": {"group": group, "version": "v1", "kind": "Whatever"},
+            "resource": {"group": group, "version": "v1", "resource": resource},
+            "namespace": "toolhive-system",
+            "name": "demo",
+            "operation": operation,
+            "object": object,
+            "dryRun": false
+        }
+    }))
+    .expect("encode review")
+}
+
+fn admission() -> Admission {
+    Admission::new(Arc::new(Metrics::new()))
+}
+
+async fn answer(admission: &Admission, body: &[u8]) -> Value {
+    let bytes = admission
+        .review(body, Duration::from_secs(5))
+        .await
+        .expect("a review");
+    serde_json::from_slice(&bytes).expect("JSON answer")
+}
+
+// The exact bytes on the wire. If these change, the apiserver contract changed:
+// check it against the AdmissionReview v1 API reference before updating.
+#[test]
+fn golden_allowed_without_patch() {
+    let bytes = encode_response(UID, &Verdict::allow(Decision::Unchanged)).unwrap();
+    assert_eq!(
+        String::from_utf8(bytes).unwrap(),
+        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"705ab4f5-6393-11e8-b7cc-42010a800002","allowed":true}}"#
+    );
+}
+
+#[test]
+fn golden_allowed_with_patch_warnings_and_audit() {
+    let verdict = Verdict::patched(patch(json!([
+        {"op": "replace", "path": "/data/config.yaml", "value": "a: 1\n"},
+        {"op": "replace", "path": "/metadata/annotations/toolhive.stacklok.dev~1content-checksum", "value": "ab"}
+    ])))
+    .with_warning("vmcp-normalizer: sorted the 2 backends in data[config.yaml] by name")
+    .with_audit_annotation("normalized", "backends-reordered,content-checksum");
+    let bytes = encode_response(UID, &verdict).unwrap();
+    assert_eq!(
+        String::from_utf8(bytes).unwrap(),
+        concat!(
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"#,
+            r#""uid":"705ab4f5-6393-11e8-b7cc-42010a800002","allowed":true,"patchType":"JSONPatch","#,
+            r#""patch":"W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9kYXRhL2NvbmZpZy55YW1sIiwidmFsdWUiOiJhOiAxXG4ifSx7Im9wIjoicmVwbGFjZSIsInBhdGgiOiIvbWV0YWRhdGEvYW5ub3RhdGlvbnMvdG9vbGhpdmUuc3RhY2tsb2suZGV2fjFjb250ZW50LWNoZWNrc3VtIiwidmFsdWUiOiJhYiJ9XQ==","#,
+            r#""warnings":["vmcp-normalizer: sorted the 2 backends in data[config.yaml] by name"],"#,
+            r#""auditAnnotations":{"normalized":"backends-reordered,content-checksum"}}}"#
+        )
+    );
+}
+
+#[test]
+fn patch_field_is_base64_of_the_rfc6902_json() {
+    use base64::Engine as _;
+    let ops = json!([{"op": "replace", "path": "/data/a~1b", "value": "x"}]);
+    let bytes = encode_response(UID, &Verdict::patched(patch(ops.clone()))).unwrap();
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    let encoded = answer["response"]["patch"]
+        .as_str()
+        .expect("patch is a string");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&decoded).unwrap(), ops);
+    assert_eq!(answer["response"]["patchType"], "JSONPatch");
+}
+
+#[test]
+fn empty_patch_sends_neither_patch_nor_patch_type() {
+    let bytes = encode_response(UID, &Verdict::patched(json_patch::Patch(vec![]))).unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(!text.contains("patch"), "{text}");
+}
+
+#[test]
+fn normalized_outcome_becomes_patch_warnings_and_audit() {
+    let outcome = Outcome::Normalized(normalize::Normalized {
+        object: json!({}),
+        changes: vec![
+            Change::BackendsReordered {
+                key: "config.yaml".into(),
+                items: 5,
+            },
+            Change::ContentChecksum {
+                from: "9ba036ba5342c5f43365d8ac13e4c6c642149f4d9519cf690e5147e78d60dc48".into(),
+                to: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+            },
+        ],
+        patch: patch(json!([{"op": "replace", "path": "/data/config.yaml", "value": "x"}])),
+    });
+    let verdict = configmap_verdict(Some(outcome));
+    assert_eq!(verdict.decision, Decision::Patched);
+    assert_eq!(
+        verdict.warnings,
+        [
+            "vmcp-normalizer: sorted the 5 backends in data[config.yaml] by name",
+            "vmcp-normalizer: recomputed toolhive.stacklok.dev/content-checksum 9ba036ba… -> 01234567…",
+        ]
+    );
+    assert_eq!(
+        verdict.audit_annotations["normalized"],
+        "backends-reordered,content-checksum"
+    );
+}
+
+#[test]
+fn refusal_becomes_short_warning_and_reason() {
+    let outcome = Outcome::Refused(normalize::Refusal {
+        reason: RefusalReason::Unsupported,
+        detail: format!("anchors are not supported ({})", "é".repeat(200)),
+    });
+    let verdict = configmap_verdict(Some(outcome));
+    assert_eq!(
+        verdict.decision,
+        Decision::Refused {
+            reason: "unsupported"
+        }
+    );
+    assert!(verdict.patch.is_none());
+    assert_eq!(verdict.audit_annotations["refused-reason"], "unsupported");
+    let warning = &verdict.warnings[0];
+    assert!(warning.len() <= MAX_WARNING_BYTES, "{warning}");
+    assert!(
+        warning.starts_with(
+            "vmcp-normalizer: left data[config.yaml] unchanged (unsupported): anchors"
+        ),
+        "{warning}"
+    );
+}
+
+#[test]
+fn normalizer_panic_is_an_allowed_error() {
+    let verdict = configmap_verdict(None);
+    assert_eq!(verdict.decision, Decision::Error);
+    assert!(verdict.patch.is_none());
+}
+
+#[test]
+fn fit_warning_keeps_short_lines_and_cuts_long_ones() {
+    assert_eq!(fit_warning("short".into()), "short");
+    let long = fit_warning("x".repeat(500));
+    assert_eq!(long.len(), MAX_WARNING_BYTES);
+    assert!(long.ends_with('…'));
+}
+
+#[test]
+fn rejects_what_is_not_an_admission_review() {
+    let cases: [(&[u8], &str); 8] = [
+        (b"not json", "not valid JSON"),
+        (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid""#, "truncated"),
+        (br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"1","kind":{},"resource":{},"operation":"CREATE"}}"#, "apiVersion is \"admission.k8s.io/v1beta1\""),
+        (br#"{"apiVersion":"admission.k8s.io/v1","kind":"ConfigMap"}"#, "kind is \"ConfigMap\""),
+        (br#"{"kind":"AdmissionReview"}"#, "apiVersion is missing"),
+        (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#, "no request"),
+        (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":"yes"}"#, "not an AdmissionReview"),
+        (br#"[1,2,3]"#, "not an AdmissionReview"),
+    ];
+    for (body, expected) in cases {
+        let error = parse_review(body).expect_err(expected);
+        assert!(error.is_bad_request());
+        assert!(
+            error.to_string().contains(expected),
+            "{expected:?} not in {error}"
+        );
+    }
+    let no_uid = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"","kind":{},"resource":{},"operation":"CREATE"}}"#;
+    assert!(matches!(parse_review(no_uid), Err(AdmissionError::NoUid)));
+}
+
+#[tokio::test]
+async fn echoes_uid_and_skips_what_it_does_not_mutate() {
+    let admission = admission();
+    let cases = [
+        review("DELETE", "", "configmaps", Value::Null),
+        review("CONNECT", "", "configmaps", json!({})),
+        review("CREATE", "", "secrets", json!({"data": {}})),
+        review("CREATE", "apps", "deployments", json!({"spec": {}})),
+        review("UPDATE", "apps", "statefulsets", json!({"spec": {}})),
+    ];
+    for body in cases {
+        let answer = answer(&admission, &body).await;
+        assert_eq!(
+            answer,
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                   "response": {"uid": UID, "allowed": true}})
+        );
+    }
+    let text = admission.metrics().encode().unwrap();
+    assert!(
+        text.contains(
+            r#"admission_requests_total{kind="ConfigMap",operation="DELETE",outcome="skipped"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"{kind="other",operation="CREATE",outcome="skipped"} 1"#));
+}
+
+#[tokio::test]
+async fn subresource_writes_are_not_mutated() {
+    let mut body: Value = serde_json::from_slice(&review(
+        "UPDATE",
+        "apps",
+        "deployments",
+        json!({"spec": {"replicas": 3}}),
+    ))
+    .unwrap();
+    body["request"]["subResource"] = json!("scale");
+    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    struct Spy(Arc<std::sync::atomic::AtomicBool>);
+    impl DeploymentMutator for Spy {
+        fn mutate<'a>(&'a self, _: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(std::future::ready(Verdict::allow(Decision::Unchanged)))
+        }
+    }
+    let admission = admission().with_deployment_mutator(Arc::new(Spy(seen.clone())));
+    let answer = answer(&admission, &serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(!seen.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+/// Hands the Deployment seam what it needs: the object, namespace, name,
+/// dryRun and a deadline inside the budget; its verdict goes on the wire.
+#[tokio::test]
+async fn deployment_seam_receives_the_request_and_answers() {
+    struct Checksum;
+    impl DeploymentMutator for Checksum {
+        fn mutate<'a>(&'a self, review: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+            assert_eq!(review.namespace, "toolhive-system");
+            assert_eq!(review.name, "demo");
+            assert_eq!(review.object["spec"]["replicas"], 1);
+            assert!(!review.dry_run);
+            assert!(review.deadline <= Instant::now() + Duration::from_secs(5));
+            Box::pin(async {
+                Verdict::patched(patch(json!([
+                    {"op": "replace", "path": "/spec/replicas", "value": 1}
+                ])))
+            })
+        }
+    }
+    let admission = admission().with_deployment_mutator(Arc::new(Checksum));
+    let body = review(
+        "UPDATE",
+        "apps",
+        "deployments",
+        json!({"spec": {"replicas": 1}}),
+    );
+    let answer = answer(&admission, &body).await;
+    assert_eq!(answer["response"]["patchType"], "JSONPatch");
+    let text = admission.metrics().encode().unwrap();
+    assert!(text.contains(r#"vmcp_normalizer_patches_total{kind="Deployment"} 1"#));
+}
+
+#[tokio::test]
+async fn budget_bounds_the_work() {
+    struct Never;
+    impl DeploymentMutator for Never {
+        fn mutate<'a>(&'a self, _: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+            Box::pin(std::future::pending())
+        }
+    }
+    let admission = admission().with_deployment_mutator(Arc::new(Never));
+    let body = review("CREATE", "apps", "deployments", json!({}));
+    let started = std::time::Instant::now();
+    let bytes = admission
+        .review(&body, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(answer["response"].get("patch").is_none());
+    assert_eq!(
+        answer["response"]["warnings"][0],
+        "vmcp-normalizer: no decision within 50 ms; object left unchanged"
+    );
+    let text = admission.metrics().encode().unwrap();
+    assert!(text.contains(r#"{kind="Deployment",operation="CREATE",outcome="timeout"} 1"#));
+}
+
+#[tokio::test]
+async fn non_vmcp_configmap_is_allowed_without_patch() {
+    let admission = admission();
+    let body = review(
+        "CREATE",
+        "",
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "plain"},
+               "data": {"config.yaml": "backends:\n- name: b\n- name: a\n"}}),
+    );
+    let answer = answer(&admission, &body).await;
+    assert_eq!(answer["response"], json!({"uid": UID, "allowed": true}));
+}

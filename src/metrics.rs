@@ -1,0 +1,218 @@
+//! The webhook's Prometheus metrics: one [`Metrics`] value, shared by the
+//! admission path, the certificate reloader and the admin endpoint.
+//!
+//! Every label value is a `&'static str` chosen by this crate, so a caller can
+//! never blow up the series count with request data.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// Latency buckets in seconds: from 100 µs (a ConfigMap that needs no change)
+/// up to 10 s (the apiserver's default webhook timeout).
+const LATENCY_BUCKETS: [f64; 15] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    pub kind: &'static str,
+    pub operation: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// All metrics of the process, registered under the `vmcp_normalizer_` prefix.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Admission reviews answered, by kind, operation and outcome.
+    pub admissions: Family<AdmissionLabels, Counter>,
+    /// Time from a parsed review to its serialized answer, by kind.
+    pub admission_duration: HistogramFamily<KindLabels>,
+    /// Admission responses that carried a JSON patch, by kind.
+    pub patches: Family<KindLabels, Counter>,
+    /// vMCP objects left unchanged because the normalizer could not prove a
+    /// rewrite safe, by reason.
+    pub refusals: Family<ReasonLabels, Counter>,
+    /// Requests on the webhook port answered with an HTTP error, by status.
+    pub http_rejections: Family<StatusLabels, Counter>,
+    /// Certificate reload attempts that found new files, by result (ok/failed).
+    pub cert_reloads: Family<ResultLabels, Counter>,
+    /// Not-after time of the certificate being served, as a Unix timestamp.
+    pub cert_not_after: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("vmcp_normalizer");
+        let admissions = Family::<AdmissionLabels, Counter>::default();
+        registry.register(
+            "admission_requests",
+            "Admission reviews answered, by kind, operation and outcome",
+            admissions.clone(),
+        );
+        let admission_duration: HistogramFamily<KindLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "admission_duration",
+            "Time to decide and encode one admission review",
+            Unit::Seconds,
+            admission_duration.clone(),
+        );
+        let patches = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "patches",
+            "Admission responses that carried a JSON patch",
+            patches.clone(),
+        );
+        let refusals = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "normalizations_refused",
+            "vMCP objects left unchanged because a rewrite could not be proven safe",
+            refusals.clone(),
+        );
+        let http_rejections = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "http_rejections",
+            "Webhook requests answered with an HTTP error status",
+            http_rejections.clone(),
+        );
+        let cert_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "cert_reloads",
+            "Serving certificate reloads after the files changed, by result",
+            cert_reloads.clone(),
+        );
+        let cert_not_after = Gauge::default();
+        registry.register(
+            "cert_not_after_timestamp_seconds",
+            "Not-after time of the served certificate (Unix seconds)",
+            cert_not_after.clone(),
+        );
+        Self {
+            registry,
+            admissions,
+            admission_duration,
+            patches,
+            refusals,
+            http_rejections,
+            cert_reloads,
+            cert_not_after,
+        }
+    }
+
+    /// The registry, for modules that add their own metrics at startup.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// OpenMetrics text exposition of every metric.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::with_capacity(4096);
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+
+    /// Count a certificate reload attempt.
+    pub fn cert_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.cert_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Count a request the webhook port answered with an HTTP error.
+    pub fn http_rejection(&self, status: axum::http::StatusCode) {
+        self.http_rejections
+            .get_or_create(&StatusLabels {
+                status: status_label(status),
+            })
+            .inc();
+    }
+}
+
+fn status_label(status: axum::http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "400",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        415 => "415",
+        500 => "500",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names_and_buckets() {
+        let metrics = Metrics::new();
+        metrics
+            .admissions
+            .get_or_create(&AdmissionLabels {
+                kind: "ConfigMap",
+                operation: "CREATE",
+                outcome: "patched",
+            })
+            .inc();
+        metrics
+            .admission_duration
+            .get_or_create(&KindLabels { kind: "ConfigMap" })
+            .observe(0.000_05);
+        metrics.cert_reload(false);
+        metrics.cert_not_after.set(1_900_000_000);
+        let text = metrics.encode().expect("encode");
+        assert!(text.contains(
+            r#"vmcp_normalizer_admission_requests_total{kind="ConfigMap",operation="CREATE",outcome="patched"} 1"#
+        ), "{text}");
+        assert!(
+            text.contains(
+                r#"vmcp_normalizer_admission_duration_seconds_bucket{le="0.0001",kind="ConfigMap"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"vmcp_normalizer_cert_reloads_total{result="failed"} 1"#));
+        assert!(text.contains("vmcp_normalizer_cert_not_after_timestamp_seconds 1900000000"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
