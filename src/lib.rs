@@ -1,8 +1,8 @@
 #![forbid(unsafe_code)]
 //! vmcp-normalizer: keeps ToolHive vMCP configuration in canonical order at admission.
 
-pub mod admission;
 pub mod checksum;
-pub mod metrics;
+pub mod cli;
+pub mod manifest;
 pub mod normalize;
 pub mod recognize;

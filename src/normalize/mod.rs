@@ -64,6 +64,19 @@ pub enum RefusalReason {
     MalformedObject,
 }
 
+/// Normalize any Kubernetes object: the kinds this tool knows are dispatched to
+/// their normalizer, everything else is [`Outcome::NotVmcp`].
+///
+/// Deployments need the live ConfigMap and are handled by the webhook's
+/// lookup, not here.
+pub fn normalize_object(object: &Value) -> Outcome {
+    let field = |name: &str| object.get(name).and_then(Value::as_str);
+    match (field("apiVersion"), field("kind")) {
+        (Some("v1") | None, Some("ConfigMap")) => normalize_configmap(object),
+        _ => Outcome::NotVmcp,
+    }
+}
+
 impl Outcome {
     /// The patch to send, if any.
     pub fn patch(&self) -> Option<&json_patch::Patch> {

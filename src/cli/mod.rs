@@ -1,0 +1,22 @@
+//! The command line: `normalize` (offline) and `serve` (the webhook).
+
+mod normalize;
+
+pub use normalize::{
+    EXIT_BAD_INPUT, EXIT_OK, EXIT_WOULD_CHANGE, NormalizeArgs, run as run_normalize,
+};
+
+/// vmcp-normalizer keeps ToolHive vMCP backend sets in canonical order, so a
+/// producer that writes the same set in a different order rolls out nothing.
+#[derive(Debug, clap::Parser)]
+#[command(name = "vmcp-normalizer", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Normalize manifests from files or stdin and write them to stdout.
+    Normalize(NormalizeArgs),
+}
