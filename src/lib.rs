@@ -1,8 +1,10 @@
 #![forbid(unsafe_code)]
 //! vmcp-normalizer: keeps ToolHive vMCP configuration in canonical order at admission.
 
+pub mod admission;
 pub mod checksum;
 pub mod cli;
 pub mod manifest;
+pub mod metrics;
 pub mod normalize;
 pub mod recognize;
