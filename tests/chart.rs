@@ -1,0 +1,1263 @@
+//! Safety properties of the Helm chart in `charts/vmcp-normalizer`, checked on
+//! the manifests `helm template` renders (no cluster needed).
+//!
+//! Helm is looked up in this order: the `HELM` environment variable,
+//! `.tools/bin/helm` (installed by `scripts/install-helm.sh`), `helm` on PATH.
+//! Without Helm these tests fail: they are never skipped silently.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const RELEASE: &str = "rel";
+const NAMESPACE: &str = "vmcp-system";
+const FULLNAME: &str = "rel-vmcp-normalizer";
+const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n";
+
+// ---------------------------------------------------------------- helpers
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chart_dir() -> PathBuf {
+    manifest_dir().join("charts").join("vmcp-normalizer")
+}
+
+fn runs(helm: &Path) -> bool {
+    Command::new(helm)
+        .arg("version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn helm() -> &'static Path {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        if let Some(path) = std::env::var_os("HELM") {
+            let path = PathBuf::from(path);
+            assert!(
+                runs(&path),
+                "HELM={} does not run `helm version`",
+                path.display()
+            );
+            return path;
+        }
+        let local = manifest_dir().join(".tools").join("bin").join("helm");
+        if runs(&local) {
+            return local;
+        }
+        let on_path = PathBuf::from("helm");
+        if runs(&on_path) {
+            return on_path;
+        }
+        panic!(
+            "Helm not found: run `scripts/install-helm.sh` (installs .tools/bin/helm), \
+             or set HELM=/path/to/helm"
+        );
+    })
+}
+
+fn run_helm(args: &[&str]) -> Output {
+    Command::new(helm())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run helm {args:?}: {e}"))
+}
+
+fn template_args<'a>(namespace: &'a str, sets: &[&'a str]) -> Vec<String> {
+    let chart = chart_dir().to_string_lossy().into_owned();
+    let mut args = vec![
+        "template".to_owned(),
+        RELEASE.to_owned(),
+        chart,
+        "--namespace".to_owned(),
+        namespace.to_owned(),
+    ];
+    for set in sets {
+        args.push("--set".to_owned());
+        args.push((*set).to_owned());
+    }
+    args
+}
+
+/// `helm template` in `namespace` with `--set` arguments; the rendered text.
+fn render_text_in(namespace: &str, sets: &[&str]) -> String {
+    let args = template_args(namespace, sets);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_helm(&args);
+    assert!(
+        out.status.success(),
+        "helm template {sets:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("helm output is UTF-8")
+}
+
+fn render_text(sets: &[&str]) -> String {
+    render_text_in(NAMESPACE, sets)
+}
+
+fn parse_docs(text: &str) -> Vec<Value> {
+    yaml_serde::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).expect("rendered manifest is valid YAML"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// Render with `--set` arguments and return the manifests as JSON values.
+fn render(sets: &[&str]) -> Vec<Value> {
+    parse_docs(&render_text(sets))
+}
+
+fn render_in(namespace: &str, sets: &[&str]) -> Vec<Value> {
+    parse_docs(&render_text_in(namespace, sets))
+}
+
+/// `helm template` that must fail; returns its stderr.
+fn render_err(sets: &[&str]) -> String {
+    let args = template_args(NAMESPACE, sets);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_helm(&args);
+    assert!(
+        !out.status.success(),
+        "helm template {sets:?} should have failed but rendered:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn kinds(docs: &[Value]) -> Vec<&str> {
+    docs.iter().map(|d| d["kind"].as_str().unwrap()).collect()
+}
+
+fn all_of<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let found = all_of(docs, kind);
+    assert_eq!(found.len(), 1, "expected exactly one {kind}, got {found:?}");
+    found[0]
+}
+
+fn webhook_config(docs: &[Value]) -> &Value {
+    one(docs, "MutatingWebhookConfiguration")
+}
+
+fn webhooks(docs: &[Value]) -> &Vec<Value> {
+    webhook_config(docs)["webhooks"]
+        .as_array()
+        .expect("webhooks is a list")
+}
+
+fn webhook<'a>(docs: &'a [Value], prefix: &str) -> &'a Value {
+    let name = format!("{prefix}.{FULLNAME}.{NAMESPACE}.svc");
+    webhooks(docs)
+        .iter()
+        .find(|w| w["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("no webhook named {name}"))
+}
+
+fn pod_spec(docs: &[Value]) -> &Value {
+    &one(docs, "Deployment")["spec"]["template"]["spec"]
+}
+
+fn container(docs: &[Value]) -> &Value {
+    let containers = pod_spec(docs)["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1, "one container");
+    &containers[0]
+}
+
+fn args(docs: &[Value]) -> Vec<&str> {
+    container(docs)["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+/// Every (apiGroups, resources, resourceNames, verbs) rule of every Role and
+/// ClusterRole, with the kind of its owner, sorted.
+fn rbac_rules(docs: &[Value]) -> Vec<(String, Value)> {
+    let mut rules = Vec::new();
+    for role in docs
+        .iter()
+        .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+    {
+        for rule in role["rules"].as_array().unwrap() {
+            rules.push((role["kind"].as_str().unwrap().to_owned(), rule.clone()));
+        }
+    }
+    rules.sort_by_key(|(k, r)| format!("{k}{r}"));
+    rules
+}
+
+fn ca_bundle_b64() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(CA_PEM)
+}
+
+fn existing_secret_sets(ca: &str) -> Vec<String> {
+    vec![
+        "certificates.mode=existing-secret".to_owned(),
+        "certificates.existingSecret=my-tls".to_owned(),
+        format!("certificates.caBundle={ca}"),
+    ]
+}
+
+fn render_existing_secret() -> Vec<Value> {
+    let sets = existing_secret_sets(&ca_bundle_b64());
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    render(&sets)
+}
+
+const CERT_MANAGER: &[&str] = &["certificates.mode=cert-manager"];
+
+// ------------------------------------------------------------- lint, renders
+
+#[test]
+fn helm_lint_passes_also_strict() {
+    let chart = chart_dir();
+    let chart = chart.to_str().unwrap();
+    let ca = format!("certificates.caBundle={}", ca_bundle_b64());
+    let value_sets: Vec<Vec<&str>> = vec![
+        vec![],
+        vec!["certificates.mode=cert-manager"],
+        vec![
+            "certificates.mode=existing-secret",
+            "certificates.existingSecret=my-tls",
+            &ca,
+        ],
+    ];
+    for sets in &value_sets {
+        for strict in [false, true] {
+            let mut args = vec!["lint", chart, "--namespace", NAMESPACE];
+            if strict {
+                args.push("--strict");
+            }
+            for s in sets {
+                args.extend(["--set", s]);
+            }
+            let out = run_helm(&args);
+            assert!(
+                out.status.success(),
+                "helm {args:?} failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn renders_every_mode_and_main_value_combination() {
+    let ca = format!("certificates.caBundle={}", ca_bundle_b64());
+    let combos: Vec<Vec<&str>> = vec![
+        vec![],
+        vec!["certificates.mode=self-managed"],
+        vec!["certificates.mode=cert-manager"],
+        vec![
+            "certificates.mode=cert-manager",
+            "certificates.certManager.issuerRef.name=corp-ca",
+            "certificates.certManager.issuerRef.kind=ClusterIssuer",
+        ],
+        vec![
+            "certificates.mode=existing-secret",
+            "certificates.existingSecret=my-tls",
+            &ca,
+        ],
+        vec!["webhook.failurePolicy=Fail"],
+        vec!["webhook.timeoutSeconds=10"],
+        vec!["replicas=1"],
+        vec!["replicas=3"],
+        vec!["networkPolicy.enabled=true", "serviceMonitor.enabled=true"],
+        vec!["webhook.excludedNamespaces={team-a,team-b}"],
+        vec![
+            "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ],
+        vec!["webhook.deployments.enabled=false"],
+        vec!["webhook.configMaps.enabled=false"],
+        vec![
+            "logFormat=text",
+            "priorityClassName=system-cluster-critical",
+        ],
+        vec!["preStopSleepSeconds=0"],
+    ];
+    for sets in &combos {
+        let docs = render(sets);
+        let kinds = kinds(&docs);
+        for kind in [
+            "MutatingWebhookConfiguration",
+            "Deployment",
+            "Service",
+            "ServiceAccount",
+        ] {
+            assert!(kinds.contains(&kind), "{sets:?}: no {kind} in {kinds:?}");
+        }
+    }
+}
+
+#[test]
+fn kube_version_constraint_is_enforced() {
+    let chart = chart_dir();
+    let chart = chart.to_str().unwrap();
+    let ok = run_helm(&["template", RELEASE, chart, "--kube-version", "1.33.0"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let old = run_helm(&["template", RELEASE, chart, "--kube-version", "1.32.9"]);
+    assert!(!old.status.success(), "kubeVersion >=1.33 not enforced");
+}
+
+#[test]
+fn no_helm_hooks_so_uninstall_removes_everything() {
+    for sets in [&[][..], CERT_MANAGER] {
+        for doc in render(sets) {
+            let annotations = &doc["metadata"]["annotations"];
+            if let Some(map) = annotations.as_object() {
+                assert!(
+                    !map.keys().any(|k| k.starts_with("helm.sh/")),
+                    "hook/resource-policy annotation on {}: {map:?}",
+                    doc["kind"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn namespaced_resources_live_in_the_release_namespace() {
+    let cluster_scoped = [
+        "MutatingWebhookConfiguration",
+        "ClusterRole",
+        "ClusterRoleBinding",
+    ];
+    let docs = render(&["networkPolicy.enabled=true", "serviceMonitor.enabled=true"]);
+    for doc in docs.iter().chain(render(CERT_MANAGER).iter()) {
+        let kind = doc["kind"].as_str().unwrap();
+        if cluster_scoped.contains(&kind) {
+            assert!(doc["metadata"]["namespace"].is_null(), "{kind} namespaced");
+        } else {
+            assert_eq!(doc["metadata"]["namespace"], NAMESPACE, "{kind}");
+        }
+    }
+}
+
+// ---------------------------------------------------------- webhook config
+
+#[test]
+fn webhook_safe_defaults() {
+    let docs = render(&[]);
+    let hooks = webhooks(&docs);
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(webhook_config(&docs)["metadata"]["name"], FULLNAME);
+    for hook in hooks {
+        assert_eq!(hook["failurePolicy"], "Ignore", "{hook}");
+        assert_eq!(hook["sideEffects"], "None", "{hook}");
+        assert_eq!(hook["timeoutSeconds"], 3, "{hook}");
+        assert_eq!(hook["reinvocationPolicy"], "IfNeeded", "{hook}");
+        assert_eq!(hook["matchPolicy"], "Equivalent", "{hook}");
+        assert_eq!(hook["admissionReviewVersions"], json!(["v1"]), "{hook}");
+    }
+}
+
+#[test]
+fn failure_policy_and_timeout_are_configurable() {
+    let docs = render(&["webhook.failurePolicy=Fail", "webhook.timeoutSeconds=7"]);
+    for hook in webhooks(&docs) {
+        assert_eq!(hook["failurePolicy"], "Fail");
+        assert_eq!(hook["timeoutSeconds"], 7);
+    }
+    for t in ["1", "30"] {
+        let set = format!("webhook.timeoutSeconds={t}");
+        let docs = render(&[&set]);
+        assert_eq!(
+            webhooks(&docs)[0]["timeoutSeconds"],
+            t.parse::<u64>().unwrap()
+        );
+    }
+}
+
+#[test]
+fn invalid_values_are_rejected() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["webhook.timeoutSeconds=0"], "timeoutSeconds"),
+        (&["webhook.timeoutSeconds=31"], "timeoutSeconds"),
+        (&["webhook.timeoutSeconds=2.5"], "timeoutSeconds"),
+        (&["webhook.timeoutSeconds=abc"], "timeoutSeconds"),
+        (&["webhook.failurePolicy=Sometimes"], "failurePolicy"),
+        (&["certificates.mode=openssl"], "certificates.mode"),
+        (&["logFormat=xml"], "logFormat"),
+        (&["replicas=0"], "replicas"),
+        (&["image.digest=latest"], "image.digest"),
+        (
+            &[
+                "webhook.configMaps.enabled=false",
+                "webhook.deployments.enabled=false",
+            ],
+            "at least one",
+        ),
+        // Fail closed with a single pod would block vMCP writes on every restart.
+        (
+            &["webhook.failurePolicy=Fail", "replicas=1"],
+            "replicas >= 2",
+        ),
+        (
+            &[
+                "webhook.failurePolicy=Fail",
+                "podDisruptionBudget.enabled=false",
+            ],
+            "podDisruptionBudget",
+        ),
+    ];
+    for (sets, needle) in cases {
+        let err = render_err(sets);
+        assert!(
+            err.contains(needle),
+            "{sets:?}: error lacks {needle:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn rules_are_exact_create_update_no_wildcards_no_subresources() {
+    let docs = render(&[]);
+    let expected = [
+        ("configmaps", "", "configmaps"),
+        ("deployments", "apps", "deployments"),
+    ];
+    for (prefix, group, resource) in expected {
+        let hook = webhook(&docs, prefix);
+        let rules = hook["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 1, "{prefix}: one rule");
+        let rule = &rules[0];
+        assert_eq!(strings(&rule["operations"]), ["CREATE", "UPDATE"]);
+        assert_eq!(strings(&rule["apiGroups"]), [group]);
+        assert_eq!(strings(&rule["apiVersions"]), ["v1"]);
+        assert_eq!(strings(&rule["resources"]), [resource]);
+        assert_eq!(rule["scope"], "Namespaced");
+        for field in ["operations", "apiGroups", "apiVersions", "resources"] {
+            for s in strings(&rule[field]) {
+                assert!(!s.contains('*'), "{prefix}: wildcard in {field}: {s}");
+                assert!(!s.contains('/'), "{prefix}: subresource in {field}: {s}");
+            }
+        }
+    }
+}
+
+#[test]
+fn webhooks_can_be_switched_off_one_by_one() {
+    let docs = render(&["webhook.deployments.enabled=false"]);
+    let names: Vec<&str> = webhooks(&docs)
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [format!("configmaps.{FULLNAME}.{NAMESPACE}.svc")]);
+    let docs = render(&["webhook.configMaps.enabled=false"]);
+    let names: Vec<&str> = webhooks(&docs)
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [format!("deployments.{FULLNAME}.{NAMESPACE}.svc")]);
+}
+
+fn excluded_namespaces(hook: &Value) -> Vec<&str> {
+    let selector = &hook["namespaceSelector"];
+    assert!(
+        selector["matchLabels"].is_null(),
+        "matchLabels would narrow the selector to labelled namespaces only"
+    );
+    let exprs = selector["matchExpressions"].as_array().unwrap();
+    assert_eq!(exprs.len(), 1, "{selector}");
+    assert_eq!(exprs[0]["key"], "kubernetes.io/metadata.name");
+    assert_eq!(exprs[0]["operator"], "NotIn");
+    strings(&exprs[0]["values"])
+}
+
+#[test]
+fn namespace_selector_excludes_release_namespace_and_system_namespaces() {
+    let docs = render(&[]);
+    for hook in webhooks(&docs) {
+        let mut got = excluded_namespaces(hook);
+        got.sort_unstable();
+        assert_eq!(got, ["kube-node-lease", "kube-system", NAMESPACE]);
+    }
+    // Another release namespace follows the release.
+    let docs = render_in("webhooks", &[]);
+    for hook in webhooks(&docs) {
+        assert!(excluded_namespaces(hook).contains(&"webhooks"));
+        assert!(excluded_namespaces(hook).contains(&"kube-system"));
+    }
+}
+
+#[test]
+fn extra_excluded_namespaces_are_added_without_duplicates() {
+    let docs = render(&["webhook.excludedNamespaces={team-a,kube-system,team-b}"]);
+    for hook in webhooks(&docs) {
+        let mut got = excluded_namespaces(hook);
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            [
+                "kube-node-lease",
+                "kube-system",
+                "team-a",
+                "team-b",
+                NAMESPACE
+            ]
+        );
+    }
+}
+
+#[test]
+fn object_selectors_narrow_to_vmcp_objects() {
+    let docs = render(&[]);
+    assert_eq!(
+        webhook(&docs, "configmaps")["objectSelector"],
+        json!({"matchLabels": {"toolhive.stacklok.io/component": "vmcp-config"}})
+    );
+    assert_eq!(
+        webhook(&docs, "deployments")["objectSelector"],
+        json!({
+            "matchLabels": {"app.kubernetes.io/name": "virtualmcpserver"},
+            "matchExpressions": [{"key": "app.kubernetes.io/instance", "operator": "Exists"}],
+        })
+    );
+}
+
+#[test]
+fn client_config_targets_the_service_path_mutate_on_443() {
+    let docs = render(&[]);
+    for hook in webhooks(&docs) {
+        assert_eq!(
+            hook["clientConfig"]["service"],
+            json!({"name": FULLNAME, "namespace": NAMESPACE, "path": "/mutate", "port": 443})
+        );
+        assert!(hook["clientConfig"]["url"].is_null());
+    }
+    let service = one(&docs, "Service");
+    assert_eq!(service["metadata"]["name"], FULLNAME);
+    let ports = service["spec"]["ports"].as_array().unwrap();
+    let https = ports.iter().find(|p| p["name"] == "https").unwrap();
+    assert_eq!(https["port"], 443);
+    assert_eq!(https["targetPort"], "https");
+    let cports = container(&docs)["ports"].as_array().unwrap();
+    let https = cports.iter().find(|p| p["name"] == "https").unwrap();
+    assert_eq!(https["containerPort"], 8443);
+    let admin = cports.iter().find(|p| p["name"] == "admin").unwrap();
+    assert_eq!(admin["containerPort"], 8080);
+    // The Service selects the Deployment's pods.
+    let pod_labels = &one(&docs, "Deployment")["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&pod_labels[k], v, "selector label {k}");
+    }
+}
+
+// ------------------------------------------------------------------- RBAC
+
+fn assert_no_wildcards(docs: &[Value]) {
+    for (kind, rule) in rbac_rules(docs) {
+        for field in ["apiGroups", "resources", "verbs", "resourceNames"] {
+            if let Some(list) = rule[field].as_array() {
+                for s in list {
+                    assert!(!s.as_str().unwrap().contains('*'), "{kind}: {rule}");
+                }
+            }
+        }
+        assert!(rule["nonResourceURLs"].is_null(), "{kind}: {rule}");
+    }
+}
+
+fn assert_bound_to_service_account(docs: &[Value]) {
+    for binding in docs
+        .iter()
+        .filter(|d| d["kind"] == "RoleBinding" || d["kind"] == "ClusterRoleBinding")
+    {
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}])
+        );
+        let role_kind = if binding["kind"] == "RoleBinding" {
+            "Role"
+        } else {
+            "ClusterRole"
+        };
+        assert_eq!(
+            binding["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": FULLNAME})
+        );
+    }
+    assert_eq!(pod_spec(docs)["serviceAccountName"], FULLNAME);
+}
+
+#[test]
+fn rbac_self_managed_is_exactly_what_the_server_needs() {
+    let docs = render(&[]);
+    assert_no_wildcards(&docs);
+    assert_bound_to_service_account(&docs);
+    let secret = format!("{FULLNAME}-tls");
+    let mut expected = vec![
+        (
+            "ClusterRole".to_owned(),
+            json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}),
+        ),
+        (
+            "ClusterRole".to_owned(),
+            json!({"apiGroups": ["admissionregistration.k8s.io"],
+                   "resources": ["mutatingwebhookconfigurations"],
+                   "resourceNames": [FULLNAME],
+                   "verbs": ["get", "patch", "update"]}),
+        ),
+        (
+            "Role".to_owned(),
+            json!({"apiGroups": [""], "resources": ["secrets"],
+                   "resourceNames": [secret], "verbs": ["get", "update", "patch"]}),
+        ),
+        // create cannot be limited by resourceNames; it is namespaced to the release.
+        (
+            "Role".to_owned(),
+            json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}),
+        ),
+    ];
+    expected.sort_by_key(|(k, r)| format!("{k}{r}"));
+    assert_eq!(rbac_rules(&docs), expected);
+    assert_eq!(one(&docs, "Role")["metadata"]["namespace"], NAMESPACE);
+    let mut kinds = kinds(&docs)
+        .into_iter()
+        .filter(|k| k.contains("Role"))
+        .collect::<Vec<_>>();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    );
+}
+
+#[test]
+fn rbac_file_modes_only_read_configmaps() {
+    for docs in [render(CERT_MANAGER), render_existing_secret()] {
+        assert_no_wildcards(&docs);
+        assert_bound_to_service_account(&docs);
+        assert_eq!(
+            rbac_rules(&docs),
+            vec![(
+                "ClusterRole".to_owned(),
+                json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]})
+            )]
+        );
+        assert!(all_of(&docs, "Role").is_empty());
+        assert!(all_of(&docs, "RoleBinding").is_empty());
+    }
+}
+
+#[test]
+fn rbac_without_deployment_webhook_drops_configmap_read() {
+    let docs = render(&[
+        "webhook.deployments.enabled=false",
+        "certificates.mode=cert-manager",
+    ]);
+    assert!(rbac_rules(&docs).is_empty(), "{:?}", rbac_rules(&docs));
+    assert!(all_of(&docs, "ClusterRoleBinding").is_empty());
+    let docs = render(&["webhook.deployments.enabled=false"]);
+    assert!(
+        !rbac_rules(&docs)
+            .iter()
+            .any(|(_, r)| r["resources"] == json!(["configmaps"]))
+    );
+}
+
+// -------------------------------------------------------------- the pods
+
+#[test]
+fn pod_is_hardened() {
+    for docs in [render(&[]), render(CERT_MANAGER), render_existing_secret()] {
+        let pod = pod_spec(&docs);
+        let psc = &pod["securityContext"];
+        assert_eq!(psc["runAsNonRoot"], true);
+        assert_eq!(psc["runAsUser"], 65532);
+        assert_eq!(psc["runAsGroup"], 65532);
+        assert_eq!(psc["seccompProfile"]["type"], "RuntimeDefault");
+        let csc = &container(&docs)["securityContext"];
+        assert_eq!(csc["runAsNonRoot"], true);
+        assert_eq!(csc["runAsUser"], 65532);
+        assert_eq!(csc["readOnlyRootFilesystem"], true);
+        assert_eq!(csc["allowPrivilegeEscalation"], false);
+        assert_eq!(csc["privileged"], false);
+        assert_eq!(csc["capabilities"], json!({"drop": ["ALL"]}));
+        assert_eq!(csc["seccompProfile"]["type"], "RuntimeDefault");
+        // The server talks to the API server, so it needs its token.
+        assert_eq!(pod["automountServiceAccountToken"], true);
+        for host in ["hostNetwork", "hostPID", "hostIPC"] {
+            assert!(pod[host].is_null() || pod[host] == false, "{host}");
+        }
+        let resources = &container(&docs)["resources"];
+        assert!(resources["requests"]["cpu"].is_string());
+        assert!(resources["requests"]["memory"].is_string());
+        assert!(resources["limits"]["memory"].is_string());
+    }
+}
+
+#[test]
+fn two_replicas_spread_across_nodes_with_pdb_max_unavailable_one() {
+    let docs = render(&[]);
+    let deployment = one(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(
+        deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        0
+    );
+    let pdb = one(&docs, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert!(pdb["spec"]["minAvailable"].is_null());
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let spread = pod_spec(&docs)["topologySpreadConstraints"]
+        .as_array()
+        .unwrap();
+    let host = spread
+        .iter()
+        .find(|c| c["topologyKey"] == "kubernetes.io/hostname")
+        .expect("spread on hostname");
+    // Best effort: a single-node cluster must still schedule both pods.
+    assert_eq!(host["whenUnsatisfiable"], "ScheduleAnyway");
+    assert_eq!(
+        host["labelSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+}
+
+#[test]
+fn single_replica_renders_no_pdb() {
+    let docs = render(&["replicas=1"]);
+    assert_eq!(one(&docs, "Deployment")["spec"]["replicas"], 1);
+    assert!(all_of(&docs, "PodDisruptionBudget").is_empty());
+    let docs = render(&["replicas=3"]);
+    assert_eq!(
+        one(&docs, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        1
+    );
+}
+
+#[test]
+fn probes_on_admin_port() {
+    let docs = render(&[]);
+    let c = container(&docs);
+    assert_eq!(
+        c["livenessProbe"]["httpGet"],
+        json!({"path": "/livez", "port": "admin"})
+    );
+    assert_eq!(
+        c["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "admin"})
+    );
+}
+
+#[test]
+fn termination_grace_outlasts_pre_stop_and_drain() {
+    let docs = render(&[]);
+    let grace = pod_spec(&docs)["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap();
+    let sleep = container(&docs)["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap();
+    assert!(sleep >= 1);
+    // Leave the server at least 10 s to drain after the preStop sleep.
+    assert!(grace >= sleep + 10, "grace {grace}, preStop {sleep}");
+    let err = render_err(&["terminationGracePeriodSeconds=5", "preStopSleepSeconds=5"]);
+    assert!(err.contains("terminationGracePeriodSeconds"), "{err}");
+    let docs = render(&["preStopSleepSeconds=0"]);
+    assert!(container(&docs)["lifecycle"].is_null());
+}
+
+#[test]
+fn optional_scheduling_values_are_passed_through() {
+    let docs = render(&[
+        "priorityClassName=system-cluster-critical",
+        "nodeSelector.pool=system",
+        "tolerations[0].key=dedicated",
+        "tolerations[0].operator=Exists",
+        "podAnnotations.a=b",
+        "podLabels.team=platform",
+        "imagePullSecrets[0].name=regcred",
+    ]);
+    let pod = pod_spec(&docs);
+    assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+    assert_eq!(pod["nodeSelector"], json!({"pool": "system"}));
+    assert_eq!(
+        pod["tolerations"],
+        json!([{"key": "dedicated", "operator": "Exists"}])
+    );
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "regcred"}]));
+    let meta = &one(&docs, "Deployment")["spec"]["template"]["metadata"];
+    assert_eq!(meta["annotations"]["a"], "b");
+    assert_eq!(meta["labels"]["team"], "platform");
+    // Defaults render none of them.
+    let docs = render(&[]);
+    let pod = pod_spec(&docs);
+    for key in [
+        "priorityClassName",
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "imagePullSecrets",
+    ] {
+        assert!(pod[key].is_null(), "{key} rendered by default");
+    }
+}
+
+#[test]
+fn image_tag_defaults_to_app_version_and_digest_wins() {
+    let docs = render(&[]);
+    assert_eq!(container(&docs)["image"], "vmcp-normalizer:0.1.0");
+    assert_eq!(container(&docs)["imagePullPolicy"], "IfNotPresent");
+    let docs = render(&[
+        "image.repository=registry.example/vmcp-normalizer",
+        "image.tag=1.2.3",
+    ]);
+    assert_eq!(
+        container(&docs)["image"],
+        "registry.example/vmcp-normalizer:1.2.3"
+    );
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let set = format!("image.digest={digest}");
+    let docs = render(&["image.tag=1.2.3", &set]);
+    assert_eq!(
+        container(&docs)["image"],
+        format!("vmcp-normalizer@{digest}").as_str()
+    );
+}
+
+// ------------------------------------------------------- server contract
+
+#[test]
+fn self_managed_server_args_and_env() {
+    let docs = render(&[]);
+    assert_eq!(
+        args(&docs),
+        [
+            "serve",
+            "--listen=0.0.0.0:8443",
+            "--admin-listen=0.0.0.0:8080",
+            "--log-format=json",
+            "--self-managed-tls",
+            &format!("--tls-secret={FULLNAME}-tls"),
+            &format!("--webhook-configuration={FULLNAME}"),
+            &format!("--service-name={FULLNAME}"),
+        ]
+    );
+    let env = container(&docs)["env"].as_array().unwrap();
+    let ns = env.iter().find(|e| e["name"] == "POD_NAMESPACE").unwrap();
+    assert_eq!(
+        ns["valueFrom"],
+        json!({"fieldRef": {"fieldPath": "metadata.namespace"}})
+    );
+    // No certificate volume in this mode: the server holds the pair in memory.
+    assert!(pod_spec(&docs)["volumes"].is_null());
+    assert!(container(&docs)["volumeMounts"].is_null());
+}
+
+#[test]
+fn file_modes_server_args_and_log_format() {
+    for docs in [
+        render(&["certificates.mode=cert-manager", "logFormat=text"]),
+        {
+            let mut sets = existing_secret_sets(&ca_bundle_b64());
+            sets.push("logFormat=text".to_owned());
+            let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+            render(&sets)
+        },
+    ] {
+        assert_eq!(
+            args(&docs),
+            [
+                "serve",
+                "--listen=0.0.0.0:8443",
+                "--admin-listen=0.0.0.0:8080",
+                "--log-format=text",
+                "--tls-cert=/certs/tls.crt",
+                "--tls-key=/certs/tls.key",
+            ]
+        );
+    }
+}
+
+fn assert_secret_mounted_as_directory(docs: &[Value], secret: &str) {
+    let volumes = pod_spec(docs)["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 1);
+    assert_eq!(volumes[0]["name"], "certs");
+    assert_eq!(volumes[0]["secret"]["secretName"], secret);
+    assert!(
+        volumes[0]["secret"]["items"].is_null(),
+        "items would pin key names"
+    );
+    let mounts = container(docs)["volumeMounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1);
+    assert_eq!(mounts[0]["name"], "certs");
+    assert_eq!(mounts[0]["mountPath"], "/certs");
+    assert_eq!(mounts[0]["readOnly"], true);
+    // A subPath mount never sees the kubelet's ..data symlink swap: no hot reload.
+    assert!(mounts[0]["subPath"].is_null() && mounts[0]["subPathExpr"].is_null());
+}
+
+#[test]
+fn file_modes_mount_the_secret_as_a_directory() {
+    let docs = render(CERT_MANAGER);
+    let serving = all_of(&docs, "Certificate")
+        .into_iter()
+        .find(|c| c["spec"]["isCA"].is_null())
+        .unwrap();
+    let secret = serving["spec"]["secretName"].as_str().unwrap();
+    assert_secret_mounted_as_directory(&docs, secret);
+    assert_secret_mounted_as_directory(&render_existing_secret(), "my-tls");
+}
+
+// ---------------------------------------------------------- certificates
+
+#[test]
+fn self_managed_renders_no_certificate_material() {
+    let text = render_text(&[]);
+    assert!(!text.contains("PRIVATE KEY"));
+    assert!(!text.contains("BEGIN CERTIFICATE"));
+    assert!(
+        !text.contains("caBundle"),
+        "caBundle is the server's to write"
+    );
+    let docs = parse_docs(&text);
+    assert!(all_of(&docs, "Secret").is_empty());
+    assert!(
+        !kinds(&docs)
+            .iter()
+            .any(|k| *k == "Certificate" || *k == "Issuer")
+    );
+    for hook in webhooks(&docs) {
+        assert!(hook["clientConfig"]["caBundle"].is_null());
+    }
+}
+
+#[test]
+fn no_private_key_in_any_mode() {
+    let ca = format!("certificates.caBundle={}", ca_bundle_b64());
+    for sets in [
+        vec![],
+        vec!["certificates.mode=cert-manager"],
+        vec![
+            "certificates.mode=existing-secret",
+            "certificates.existingSecret=my-tls",
+            &ca,
+        ],
+    ] {
+        assert!(!render_text(&sets).contains("PRIVATE KEY"), "{sets:?}");
+    }
+}
+
+#[test]
+fn self_managed_render_is_stable() {
+    let sets = ["networkPolicy.enabled=true", "serviceMonitor.enabled=true"];
+    let first = render_text(&[]);
+    assert_eq!(first, render_text(&[]));
+    assert_eq!(render_text(&sets), render_text(&sets));
+}
+
+#[test]
+fn cert_manager_mode_issues_and_injects() {
+    let docs = render(CERT_MANAGER);
+    let config = webhook_config(&docs);
+    let certificates = all_of(&docs, "Certificate");
+    assert_eq!(certificates.len(), 2, "CA and serving certificate");
+    let serving = certificates
+        .iter()
+        .find(|c| c["spec"]["isCA"].is_null())
+        .unwrap();
+    let ca = certificates
+        .iter()
+        .find(|c| c["spec"]["isCA"] == true)
+        .unwrap();
+    assert_eq!(
+        config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        format!(
+            "{NAMESPACE}/{}",
+            serving["metadata"]["name"].as_str().unwrap()
+        )
+        .as_str()
+    );
+    assert_eq!(
+        serving["spec"]["dnsNames"],
+        json!([
+            format!("{FULLNAME}.{NAMESPACE}.svc"),
+            format!("{FULLNAME}.{NAMESPACE}.svc.cluster.local"),
+        ])
+    );
+    // selfSigned Issuer -> CA Certificate -> CA Issuer -> serving Certificate.
+    let issuers = all_of(&docs, "Issuer");
+    assert_eq!(issuers.len(), 2);
+    let self_signed = issuers
+        .iter()
+        .find(|i| !i["spec"]["selfSigned"].is_null())
+        .unwrap();
+    let ca_issuer = issuers.iter().find(|i| !i["spec"]["ca"].is_null()).unwrap();
+    assert_eq!(
+        ca["spec"]["issuerRef"]["name"],
+        self_signed["metadata"]["name"]
+    );
+    assert_eq!(
+        ca_issuer["spec"]["ca"]["secretName"],
+        ca["spec"]["secretName"]
+    );
+    assert_eq!(
+        serving["spec"]["issuerRef"]["name"],
+        ca_issuer["metadata"]["name"]
+    );
+    // cainjector writes the caBundle; the chart leaves it out.
+    for hook in webhooks(&docs) {
+        assert!(hook["clientConfig"]["caBundle"].is_null());
+    }
+}
+
+#[test]
+fn cert_manager_mode_with_external_issuer() {
+    let docs = render(&[
+        "certificates.mode=cert-manager",
+        "certificates.certManager.issuerRef.name=corp-ca",
+        "certificates.certManager.issuerRef.kind=ClusterIssuer",
+    ]);
+    assert!(all_of(&docs, "Issuer").is_empty());
+    let certificate = one(&docs, "Certificate");
+    assert_eq!(
+        certificate["spec"]["issuerRef"],
+        json!({"name": "corp-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"})
+    );
+}
+
+#[test]
+fn existing_secret_mode_uses_the_given_ca() {
+    let docs = render_existing_secret();
+    for hook in webhooks(&docs) {
+        assert_eq!(hook["clientConfig"]["caBundle"], ca_bundle_b64().as_str());
+    }
+    assert!(webhook_config(&docs)["metadata"]["annotations"].is_null());
+    assert!(all_of(&docs, "Certificate").is_empty());
+}
+
+#[test]
+fn existing_secret_mode_requires_secret_and_ca_bundle() {
+    let err = render_err(&[
+        "certificates.mode=existing-secret",
+        "certificates.existingSecret=my-tls",
+    ]);
+    assert!(err.contains("certificates.caBundle"), "{err}");
+    let ca = format!("certificates.caBundle={}", ca_bundle_b64());
+    let err = render_err(&["certificates.mode=existing-secret", &ca]);
+    assert!(err.contains("certificates.existingSecret"), "{err}");
+    // Not base64 PEM.
+    let err = render_err(&[
+        "certificates.mode=existing-secret",
+        "certificates.existingSecret=my-tls",
+        "certificates.caBundle=bm90IGEgY2VydA==",
+    ]);
+    assert!(err.contains("certificates.caBundle"), "{err}");
+    // A key pasted in by mistake never reaches the cluster-wide object.
+    use base64::Engine;
+    let with_key = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{CA_PEM}-----BEGIN PRIVATE KEY-----\nMIG\n-----END PRIVATE KEY-----\n"
+    ));
+    let sets = existing_secret_sets(&with_key);
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let err = render_err(&sets);
+    assert!(err.contains("PRIVATE KEY"), "{err}");
+}
+
+// -------------------------------------------- ServiceMonitor, NetworkPolicy
+
+#[test]
+fn service_monitor_scrapes_admin_port_metrics() {
+    assert!(all_of(&render(&[]), "ServiceMonitor").is_empty());
+    let docs = render(&[
+        "serviceMonitor.enabled=true",
+        "serviceMonitor.labels.release=prom",
+    ]);
+    let sm = one(&docs, "ServiceMonitor");
+    assert_eq!(sm["metadata"]["labels"]["release"], "prom");
+    let endpoints = sm["spec"]["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(endpoints[0]["port"], "metrics");
+    assert_eq!(endpoints[0]["path"], "/metrics");
+    let service = one(&docs, "Service");
+    let port = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .unwrap();
+    assert_eq!(port["targetPort"], "admin");
+    assert_eq!(
+        sm["spec"]["selector"]["matchLabels"],
+        service["spec"]["selector"]
+    );
+}
+
+#[test]
+fn network_policy_admits_webhook_and_admin_ports_only() {
+    assert!(all_of(&render(&[]), "NetworkPolicy").is_empty());
+    let docs = render(&["networkPolicy.enabled=true"]);
+    let np = one(&docs, "NetworkPolicy");
+    assert_eq!(np["spec"]["policyTypes"], json!(["Ingress"]));
+    let mut ports: Vec<u64> = np["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rule| rule["ports"].as_array().unwrap().clone())
+        .map(|p| p["port"].as_u64().unwrap())
+        .collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [8080, 8443]);
+    // Default: from anywhere (the API server's source address is not portable).
+    for rule in np["spec"]["ingress"].as_array().unwrap() {
+        assert!(rule["from"].is_null());
+    }
+    let docs = render(&[
+        "networkPolicy.enabled=true",
+        "networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/8",
+    ]);
+    let np = one(&docs, "NetworkPolicy");
+    let webhook_rule = np["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ports"][0]["port"] == 8443)
+        .unwrap();
+    assert_eq!(
+        webhook_rule["from"],
+        json!([{"ipBlock": {"cidr": "10.0.0.0/8"}}])
+    );
+}
+
+// ------------------------------------------- the README's check-it examples
+
+fn read_yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let docs = parse_docs(&text);
+    assert_eq!(docs.len(), 1, "{}", path.display());
+    docs.into_iter().next().unwrap()
+}
+
+fn selector_matches(selector: &Value, labels: &Value) -> bool {
+    let by_label = selector["matchLabels"]
+        .as_object()
+        .map(|m| m.iter().all(|(k, v)| &labels[k] == v))
+        .unwrap_or(true);
+    let by_expr = selector["matchExpressions"]
+        .as_array()
+        .map(|exprs| {
+            exprs.iter().all(|e| {
+                let key = e["key"].as_str().unwrap();
+                match e["operator"].as_str().unwrap() {
+                    "Exists" => !labels[key].is_null(),
+                    "In" => e["values"].as_array().unwrap().contains(&labels[key]),
+                    other => panic!("operator {other} not handled"),
+                }
+            })
+        })
+        .unwrap_or(true);
+    by_label && by_expr
+}
+
+#[test]
+fn readme_examples_match_the_fixtures_and_the_object_selectors() {
+    let examples = chart_dir().join("examples");
+    let fixtures = manifest_dir().join("tests").join("fixtures");
+    let cm = read_yaml(&examples.join("vmcp-configmap.yaml"));
+    let cm_fixture = read_yaml(&fixtures.join("vmcp-configmap.yaml"));
+    // Same bytes in, so the same normalized bytes and checksum come out.
+    for field in [
+        "/data",
+        "/metadata/labels",
+        "/metadata/annotations",
+        "/metadata/name",
+    ] {
+        assert_eq!(cm.pointer(field), cm_fixture.pointer(field), "{field}");
+    }
+    // Creatable: nothing the API server sets or rejects on create.
+    for field in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "ownerReferences",
+        "namespace",
+    ] {
+        assert!(
+            cm["metadata"][field].is_null(),
+            "example ConfigMap has {field}"
+        );
+    }
+    let deploy = read_yaml(&examples.join("vmcp-deployment.yaml"));
+    let deploy_fixture = read_yaml(&fixtures.join("vmcp-deployment.yaml"));
+    for field in [
+        "/metadata/labels",
+        "/spec/template/metadata/annotations",
+        "/spec/template/metadata/labels",
+    ] {
+        assert_eq!(
+            deploy.pointer(field),
+            deploy_fixture.pointer(field),
+            "{field}"
+        );
+    }
+    assert_eq!(
+        deploy["spec"]["replicas"], 0,
+        "the example must not start pods"
+    );
+    let volume = &deploy["spec"]["template"]["spec"]["volumes"][0];
+    assert_eq!(volume["name"], "vmcp-config");
+    assert_eq!(volume["configMap"]["name"], cm["metadata"]["name"]);
+    for field in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "ownerReferences",
+        "namespace",
+    ] {
+        assert!(
+            deploy["metadata"][field].is_null(),
+            "example Deployment has {field}"
+        );
+    }
+    // The rendered webhooks select them (and would not select other objects).
+    let docs = render(&[]);
+    let cm_selector = &webhook(&docs, "configmaps")["objectSelector"];
+    let deploy_selector = &webhook(&docs, "deployments")["objectSelector"];
+    assert!(selector_matches(cm_selector, &cm["metadata"]["labels"]));
+    assert!(selector_matches(
+        deploy_selector,
+        &deploy["metadata"]["labels"]
+    ));
+    assert!(!selector_matches(
+        cm_selector,
+        &deploy["metadata"]["labels"]
+    ));
+    assert!(!selector_matches(
+        deploy_selector,
+        &cm["metadata"]["labels"]
+    ));
+    // The chart's own Deployment is not a vMCP Deployment.
+    let own = &one(&docs, "Deployment")["metadata"]["labels"];
+    assert!(!selector_matches(deploy_selector, own));
+}
