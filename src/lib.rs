@@ -8,3 +8,4 @@ pub mod manifest;
 pub mod metrics;
 pub mod normalize;
 pub mod recognize;
+pub mod server;

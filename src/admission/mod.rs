@@ -18,8 +18,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::metrics::{AdmissionLabels, KindLabels, Metrics, ReasonLabels};
-use crate::normalize::{self, Change, Outcome, RefusalReason};
-use crate::recognize::{CONFIG_KEY, CONTENT_CHECKSUM_ANNOTATION};
+use crate::normalize::{self, Change, Outcome};
+use crate::recognize::CONFIG_KEY;
 
 pub use wire::{
     API_VERSION, AdmissionRequest, GroupVersionKind, GroupVersionResource, KIND, encode_response,
@@ -368,11 +368,11 @@ impl Admission {
                 tracing::$level!(
                     uid = %request.uid,
                     kind = %request.kind.kind,
-                    namespace,
-                    name,
+                    namespace = %namespace,
+                    name = %name,
                     operation = %request.operation,
                     dry_run,
-                    outcome,
+                    outcome = %outcome,
                     elapsed_us,
                     warnings = ?verdict.warnings,
                     "admission"
@@ -415,17 +415,14 @@ fn configmap_verdict(outcome: Option<Outcome>) -> Verdict {
             let mut verdict =
                 Verdict::patched(normalized.patch).with_audit_annotation("normalized", summary);
             for change in &normalized.changes {
-                verdict = verdict.with_warning(change_warning(change));
+                verdict = verdict.with_warning(format!("vmcp-normalizer: {change}"));
             }
             verdict
         }
         Some(Outcome::Refused(refusal)) => {
-            let reason = refusal_label(refusal.reason);
+            let reason = refusal.reason.as_str();
             Verdict::allow(Decision::Refused { reason })
-                .with_warning(format!(
-                    "vmcp-normalizer: left data[{CONFIG_KEY}] unchanged ({reason}): {}",
-                    refusal.detail
-                ))
+                .with_warning(format!("vmcp-normalizer: {CONFIG_KEY} {refusal}"))
                 .with_audit_annotation("refused-reason", reason)
         }
         None => Verdict::allow(Decision::Error)
@@ -437,35 +434,6 @@ fn change_label(change: &Change) -> &'static str {
     match change {
         Change::BackendsReordered { .. } => "backends-reordered",
         Change::ContentChecksum { .. } => "content-checksum",
-    }
-}
-
-fn change_warning(change: &Change) -> String {
-    match change {
-        Change::BackendsReordered { key, items } => {
-            format!("vmcp-normalizer: sorted the {items} backends in data[{key}] by name")
-        }
-        Change::ContentChecksum { from, to } => format!(
-            "vmcp-normalizer: recomputed {CONTENT_CHECKSUM_ANNOTATION} {}… -> {}…",
-            prefix(from, 8),
-            prefix(to, 8)
-        ),
-    }
-}
-
-fn prefix(text: &str, chars: usize) -> &str {
-    text.char_indices()
-        .nth(chars)
-        .map_or(text, |(end, _)| &text[..end])
-}
-
-/// Metric label of a refusal reason (snake case, stable).
-fn refusal_label(reason: RefusalReason) -> &'static str {
-    match reason {
-        RefusalReason::InvalidYaml => "invalid_yaml",
-        RefusalReason::Unsupported => "unsupported",
-        RefusalReason::ProofFailed => "proof_failed",
-        RefusalReason::MalformedObject => "malformed_object",
     }
 }
 

@@ -54,7 +54,7 @@ fn golden_allowed_with_patch_warnings_and_audit() {
         {"op": "replace", "path": "/data/config.yaml", "value": "a: 1\n"},
         {"op": "replace", "path": "/metadata/annotations/toolhive.stacklok.dev~1content-checksum", "value": "ab"}
     ])))
-    .with_warning("vmcp-normalizer: sorted the 2 backends in data[config.yaml] by name")
+    .with_warning("vmcp-normalizer: sorted 2 backends by name in config.yaml")
     .with_audit_annotation("normalized", "backends-reordered,content-checksum");
     let bytes = encode_response(UID, &verdict).unwrap();
     assert_eq!(
@@ -63,7 +63,7 @@ fn golden_allowed_with_patch_warnings_and_audit() {
             r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"#,
             r#""uid":"705ab4f5-6393-11e8-b7cc-42010a800002","allowed":true,"patchType":"JSONPatch","#,
             r#""patch":"W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9kYXRhL2NvbmZpZy55YW1sIiwidmFsdWUiOiJhOiAxXG4ifSx7Im9wIjoicmVwbGFjZSIsInBhdGgiOiIvbWV0YWRhdGEvYW5ub3RhdGlvbnMvdG9vbGhpdmUuc3RhY2tsb2suZGV2fjFjb250ZW50LWNoZWNrc3VtIiwidmFsdWUiOiJhYiJ9XQ==","#,
-            r#""warnings":["vmcp-normalizer: sorted the 2 backends in data[config.yaml] by name"],"#,
+            r#""warnings":["vmcp-normalizer: sorted 2 backends by name in config.yaml"],"#,
             r#""auditAnnotations":{"normalized":"backends-reordered,content-checksum"}}}"#
         )
     );
@@ -113,8 +113,8 @@ fn normalized_outcome_becomes_patch_warnings_and_audit() {
     assert_eq!(
         verdict.warnings,
         [
-            "vmcp-normalizer: sorted the 5 backends in data[config.yaml] by name",
-            "vmcp-normalizer: recomputed toolhive.stacklok.dev/content-checksum 9ba036ba… -> 01234567…",
+            "vmcp-normalizer: sorted 5 backends by name in config.yaml",
+            "vmcp-normalizer: content-checksum 9ba036ba5342 -> 0123456789ab",
         ]
     );
     assert_eq!(
@@ -126,7 +126,7 @@ fn normalized_outcome_becomes_patch_warnings_and_audit() {
 #[test]
 fn refusal_becomes_short_warning_and_reason() {
     let outcome = Outcome::Refused(normalize::Refusal {
-        reason: RefusalReason::Unsupported,
+        reason: normalize::RefusalReason::Unsupported,
         detail: format!("anchors are not supported ({})", "é".repeat(200)),
     });
     let verdict = configmap_verdict(Some(outcome));
@@ -141,9 +141,7 @@ fn refusal_becomes_short_warning_and_reason() {
     let warning = &verdict.warnings[0];
     assert!(warning.len() <= MAX_WARNING_BYTES, "{warning}");
     assert!(
-        warning.starts_with(
-            "vmcp-normalizer: left data[config.yaml] unchanged (unsupported): anchors"
-        ),
+        warning.starts_with("vmcp-normalizer: config.yaml left unchanged (unsupported): anchors"),
         "{warning}"
     );
 }

@@ -19,4 +19,6 @@ pub struct Cli {
 pub enum Command {
     /// Normalize manifests from files or stdin and write them to stdout.
     Normalize(NormalizeArgs),
+    /// Serve the mutating admission webhook over HTTPS.
+    Serve(crate::server::ServeArgs),
 }

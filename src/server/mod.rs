@@ -1,0 +1,271 @@
+//! The webhook server: HTTPS admission endpoint with hot-reloaded
+//! certificates, a plain-HTTP admin port, and graceful shutdown.
+//!
+//! Library-first: [`Server::new`] loads the certificate (failing fast), and
+//! [`Server::run`] serves already-bound listeners until a shutdown future
+//! resolves, so tests drive the real server on `127.0.0.1:0` without signals.
+
+pub mod admin;
+pub mod args;
+pub mod duration;
+pub mod http;
+pub mod reload;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admission::Admission;
+use crate::metrics::Metrics;
+use admin::Health;
+use reload::{ReloadOptions, Reloader};
+use tls::{CertResolver, TlsError, TlsFiles};
+
+pub use args::{LogFormat, ServeArgs, run_serve};
+
+/// Everything about how the server runs, apart from its listeners.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub tls: TlsFiles,
+    pub reload: ReloadOptions,
+    /// A client that has not finished its TLS handshake by then is dropped.
+    pub handshake_timeout: Duration,
+    /// An HTTP/1 client must send a request's headers within this time.
+    pub header_read_timeout: Duration,
+    /// How long in-flight requests may take to finish once shutdown begins.
+    pub drain_timeout: Duration,
+}
+
+impl ServerOptions {
+    pub fn new(tls: TlsFiles) -> Self {
+        Self {
+            tls,
+            reload: ReloadOptions::default(),
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("admin server failed: {0}")]
+    Admin(#[source] std::io::Error),
+    #[error("cannot set up logging: {0}")]
+    Logging(String),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Resolves once shutdown has begun (or its sender is gone).
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+}
+
+/// A webhook server whose certificate has been loaded and validated.
+pub struct Server {
+    options: ServerOptions,
+    admission: Admission,
+    health: Arc<Health>,
+    resolver: Arc<CertResolver>,
+    tls_config: Arc<rustls::ServerConfig>,
+    served_fingerprint: [u8; 32],
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Load and validate the certificate and key: call this before binding,
+    /// so a bad pair stops the process before it ever looks ready.
+    pub fn new(options: ServerOptions, admission: Admission) -> Result<Self, ServeError> {
+        let cert = options.tls.load()?;
+        admission.metrics().cert_not_after.set(cert.not_after);
+        let resolver = Arc::new(CertResolver::new(cert.certified_key));
+        let tls_config = tls::server_config(resolver.clone())?;
+        Ok(Self {
+            options,
+            admission,
+            health: Arc::new(Health::default()),
+            resolver,
+            tls_config,
+            served_fingerprint: cert.fingerprint,
+        })
+    }
+
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.admission.metrics().clone()
+    }
+
+    /// Serve admission reviews on `listener` (TLS) and the admin endpoints on
+    /// `admin_listener` (plain HTTP) until `shutdown` resolves; then become
+    /// unready, stop accepting, and let in-flight requests finish within the
+    /// drain timeout.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        admin_listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let metrics = self.metrics();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+
+        let reloader = Reloader::new(
+            self.options.tls.clone(),
+            self.resolver.clone(),
+            metrics.clone(),
+            self.served_fingerprint,
+        );
+        let reload_task =
+            tokio::spawn(reloader.run(self.options.reload, Shutdown(stop_rx.clone())));
+
+        // The admin port outlives the drain, so probes see "not ready" while
+        // in-flight reviews finish.
+        let admin_addr = local_addr(&admin_listener);
+        let admin_router = admin::admin_router(self.health.clone(), metrics.clone());
+        let mut admin_stop = Shutdown(admin_stop_rx);
+        let admin_task = tokio::spawn(async move {
+            axum::serve(admin_listener, admin_router)
+                .with_graceful_shutdown(async move { admin_stop.wait().await })
+                .await
+        });
+
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.options.header_read_timeout);
+        builder.http2().timer(TokioTimer::new());
+        let connections = Arc::new(Connections {
+            builder,
+            acceptor: TlsAcceptor::from(self.tls_config.clone()),
+            router: http::webhook_router(self.admission.clone()),
+            handshake_timeout: self.options.handshake_timeout,
+        });
+
+        let graceful = GracefulShutdown::new();
+        self.health.set_ready(true);
+        tracing::info!(
+            listen = %local_addr(&listener),
+            admin = %admin_addr,
+            "serving admission reviews"
+        );
+
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        let connections = connections.clone();
+                        let watcher = graceful.watcher();
+                        let stop = Shutdown(stop_rx.clone());
+                        tokio::spawn(async move { connections.serve(stream, watcher, stop).await });
+                    }
+                    Err(error) => {
+                        // Typically out of file descriptors: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+
+        tracing::info!(drain_timeout = ?self.options.drain_timeout, "shutting down: draining in-flight requests");
+        self.health.set_ready(false);
+        drop(listener);
+        let _ = stop_tx.send(true);
+        match tokio::time::timeout(self.options.drain_timeout, graceful.shutdown()).await {
+            Ok(()) => tracing::info!("all connections drained"),
+            Err(_) => tracing::warn!("drain timeout reached; closing the remaining connections"),
+        }
+        let _ = admin_stop_tx.send(true);
+        let admin_result = admin_task.await;
+        let _ = reload_task.await;
+        match admin_result {
+            Ok(result) => result.map_err(ServeError::Admin),
+            Err(join_error) => Err(ServeError::Admin(std::io::Error::other(join_error))),
+        }
+    }
+}
+
+fn local_addr(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|_| "unknown".to_owned(), |addr| addr.to_string())
+}
+
+/// What every connection task needs, shared.
+struct Connections {
+    builder: auto::Builder<TokioExecutor>,
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    handshake_timeout: Duration,
+}
+
+impl Connections {
+    /// One TCP connection: TLS handshake (bounded, and abandoned on shutdown),
+    /// then HTTP/1.1 or HTTP/2 by ALPN until the client or shutdown closes it.
+    async fn serve(&self, stream: TcpStream, watcher: Watcher, mut stop: Shutdown) {
+        let _ = stream.set_nodelay(true);
+        let handshake = tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(stream));
+        let tls = tokio::select! {
+            () = stop.wait() => return,
+            handshake = handshake => match handshake {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(self.router.clone());
+        let connection = self
+            .builder
+            .serve_connection(TokioIo::new(tls), service)
+            .into_owned();
+        if let Err(error) = watcher.watch(connection).await {
+            tracing::debug!(%error, "connection closed with an error");
+        }
+    }
+}
