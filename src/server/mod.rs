@@ -187,16 +187,20 @@ impl Server {
             "serving admission reviews"
         );
 
+        // Connection tasks, so the ones still open after the drain timeout
+        // can be closed rather than outlive `run`.
+        let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
                         let connections = connections.clone();
                         let watcher = graceful.watcher();
                         let stop = Shutdown(stop_rx.clone());
-                        tokio::spawn(async move { connections.serve(stream, watcher, stop).await });
+                        tasks.spawn(async move { connections.serve(stream, watcher, stop).await });
                     }
                     Err(error) => {
                         // Typically out of file descriptors: back off instead of spinning.
@@ -213,7 +217,13 @@ impl Server {
         let _ = stop_tx.send(true);
         match tokio::time::timeout(self.options.drain_timeout, graceful.shutdown()).await {
             Ok(()) => tracing::info!("all connections drained"),
-            Err(_) => tracing::warn!("drain timeout reached; closing the remaining connections"),
+            Err(_) => {
+                tracing::warn!(
+                    connections = tasks.len(),
+                    "drain timeout reached; closing the remaining connections"
+                );
+                tasks.shutdown().await;
+            }
         }
         let _ = admin_stop_tx.send(true);
         let admin_result = admin_task.await;

@@ -44,7 +44,7 @@ pub enum TlsError {
         #[source]
         source: rustls::Error,
     },
-    #[error("certificate {cert} does not match key {key}: {source}")]
+    #[error("certificate {cert} does not match private key {key}")]
     KeyMismatch {
         cert: PathBuf,
         key: PathBuf,
@@ -259,7 +259,11 @@ mod tests {
         let (cert, key) = self_signed();
         let (_, other_key) = self_signed();
         let cases = [
-            (cert.as_str(), other_key.as_str(), "does not match key"),
+            (
+                cert.as_str(),
+                other_key.as_str(),
+                "does not match private key",
+            ),
             ("", key.as_str(), "no PEM certificate in"),
             (cert.as_str(), "", "no usable PEM private key in"),
             (key.as_str(), cert.as_str(), "no PEM certificate in"),
