@@ -456,3 +456,46 @@ async fn admin_endpoints() {
     );
     fixture_server.server.stop().await;
 }
+
+/// The committed review (the README's curl example) is the YAML fixture in a
+/// review, and the server's answer to it is pinned byte for byte in
+/// `vmcp-configmap.review.response.json`. Regenerate after a deliberate wire
+/// change with `UPDATE_GOLDEN=1 cargo test --test webhook golden`.
+#[tokio::test]
+async fn golden_response_to_the_committed_review() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let body = std::fs::read(format!("{dir}/vmcp-configmap.review.json")).unwrap();
+    let committed: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        committed["request"]["object"],
+        fixture("vmcp-configmap.yaml")
+    );
+
+    let fixture_server = start().await;
+    let response = fixture_server
+        .client(Http::V2)
+        .post(fixture_server.server.url("/mutate?timeout=10s"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.unwrap();
+    let golden_path = format!("{dir}/vmcp-configmap.review.response.json");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden_path, &bytes).unwrap();
+    }
+    let golden = std::fs::read(&golden_path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        String::from_utf8_lossy(&golden),
+        "response bytes changed"
+    );
+
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    let mut patched = committed["request"]["object"].clone();
+    json_patch::patch(&mut patched, &decode_patch(&answer).unwrap()).unwrap();
+    assert_eq!(patched, fixture("vmcp-configmap.normalized.yaml"));
+    fixture_server.server.stop().await;
+}

@@ -1,0 +1,69 @@
+//! Write the AdmissionReview bodies the server load benchmark sends
+//! (bench/server.sh): `cargo run --example bench-reviews -- DIR`.
+//!
+//! - `buggy.json`: the fixture vMCP ConfigMap in buggy order (a patch comes back)
+//! - `canonical.json`: the normalized fixture (no patch)
+//! - `not-vmcp.json`: the buggy fixture without the vMCP label (same size, no patch)
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Result<Value, Box<dyn std::error::Error>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    Ok(yaml_serde::from_str(&std::fs::read_to_string(path)?)?)
+}
+
+/// An UPDATE review as the apiserver sends it for an operator's write.
+fn review(object: &Value) -> Value {
+    let gvk = json!({"group": "", "version": "v1", "kind": "ConfigMap"});
+    let gvr = json!({"group": "", "version": "v1", "resource": "configmaps"});
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "3c5b1f2e-7a9d-4e8b-b6c1-0f2d4a6e8c13",
+            "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
+            "name": object["metadata"]["name"],
+            "namespace": object["metadata"]["namespace"],
+            "operation": "UPDATE",
+            "userInfo": {"username": "system:serviceaccount:toolhive-system:toolhive-operator",
+                         "groups": ["system:serviceaccounts", "system:authenticated"]},
+            "object": object,
+            "oldObject": object,
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions"}
+        }
+    })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = PathBuf::from(
+        std::env::args_os()
+            .nth(1)
+            .unwrap_or_else(|| "bench/out".into()),
+    );
+    std::fs::create_dir_all(&dir)?;
+    let buggy = fixture("vmcp-configmap.yaml")?;
+    let canonical = fixture("vmcp-configmap.normalized.yaml")?;
+    let mut not_vmcp = buggy.clone();
+    if let Some(labels) = not_vmcp
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove("toolhive.stacklok.io/component");
+        labels.insert("app.kubernetes.io/component".into(), json!("vmcp-config"));
+    }
+    for (name, object) in [
+        ("buggy", &buggy),
+        ("canonical", &canonical),
+        ("not-vmcp", &not_vmcp),
+    ] {
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(&review(object))?)?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
