@@ -9,7 +9,7 @@
 #   REQUESTS=20000 RATE_SECONDS=10 bench/server.sh   # quicker
 #
 # Prints, per case: max throughput (4 connections x 8 streams) with p50/p99,
-# then a fixed 1,000 requests/s (10 connections x 100 req/s) with p50/p99,
+# then a fixed 1,000 requests/s, evenly paced and in bursts, with p50/p99,
 # and the server's resident memory at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,9 +82,16 @@ for case in not-vmcp canonical buggy; do
     run "$case/max" -n "$REQUESTS" -c 4 -m 8 -d "$OUT/$case.json"
 done
 
-echo "== fixed rate: 1000 req/s for ${RATE_SECONDS}s, 10 connections x 100 req/s"
+# h2load paces each connection on its own timer, and all timers start together:
+# one connection at 1000 req/s sends a request every millisecond, while ten
+# connections at 100 req/s each send ten requests at once every 10 ms.
+echo "== fixed rate: 1000 req/s for ${RATE_SECONDS}s, one connection, evenly paced (up to 16 in flight)"
 for case in not-vmcp canonical buggy; do
-    run "$case/1000rps" -n $((1000 * RATE_SECONDS)) -c 10 -m 1 --rps 100 -d "$OUT/$case.json"
+    run "$case/1000rps" -n $((1000 * RATE_SECONDS)) -c 1 -m 16 --rps 1000 -d "$OUT/$case.json"
+done
+echo "== fixed rate: 1000 req/s for ${RATE_SECONDS}s, bursts: 10 connections x 100 req/s firing together"
+for case in not-vmcp canonical buggy; do
+    run "$case/1000rps-burst" -n $((1000 * RATE_SECONDS)) -c 10 -m 1 --rps 100 -d "$OUT/$case.json"
 done
 
 echo "== server memory after the runs"

@@ -499,3 +499,37 @@ async fn golden_response_to_the_committed_review() {
     assert_eq!(patched, fixture("vmcp-configmap.normalized.yaml"));
     fixture_server.server.stop().await;
 }
+
+/// A vMCP ConfigMap the normalizer will not rewrite (a flow-style backends
+/// list) is allowed unchanged, with a warning, an audit annotation and a
+/// refusal counted by reason.
+#[tokio::test]
+async fn refused_normalization_is_allowed_with_a_warning() {
+    let fixture_server = start().await;
+    let mut flow = fixture("vmcp-configmap.yaml");
+    flow["data"]["config.yaml"] =
+        json!("name: demo\nbackends: [{name: b, url: http://b}, {name: a, url: http://a}]\n");
+    let answer = fixture_server
+        .review(Http::V2, &review("uid-r", "CREATE", &flow, None))
+        .await;
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true);
+    assert!(response.get("patch").is_none() && response.get("patchType").is_none());
+    let warning = response["warnings"][0].as_str().expect("a warning");
+    assert!(
+        warning.starts_with("vmcp-normalizer: config.yaml left unchanged ("),
+        "{warning}"
+    );
+    assert!(warning.len() < 120);
+    let reason = response["auditAnnotations"]["refused-reason"]
+        .as_str()
+        .expect("refused-reason");
+    let metrics = fixture_server.server.metrics_text().await;
+    assert!(
+        metrics.contains(&format!(
+            "vmcp_normalizer_normalizations_refused_total{{reason=\"{reason}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    fixture_server.server.stop().await;
+}
