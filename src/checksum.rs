@@ -5,8 +5,8 @@
 //! every label key then value, in byte order; then every annotation except the
 //! checksum itself, likewise. No separators, no lengths; lower-case hex.
 
+use ring::digest::{Context, SHA256};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::recognize::CONTENT_CHECKSUM_ANNOTATION;
 
@@ -29,7 +29,7 @@ pub fn content_checksum_with(
     configmap: &Value,
     replaced: Option<(&str, &str)>,
 ) -> Result<String, ChecksumError> {
-    let mut hasher = Sha256::new();
+    let mut hasher = Context::new(&SHA256);
     let data = string_map(configmap.get("data"), "data")?;
     for (key, value) in data {
         hasher.update(key.as_bytes());
@@ -54,7 +54,7 @@ pub fn content_checksum_with(
             hasher.update(value.as_bytes());
         }
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex::encode(hasher.finish()))
 }
 
 /// The entries of an optional map of strings, keys in byte order (Go's
@@ -128,12 +128,8 @@ mod tests {
     fn keys_are_hashed_in_byte_order_without_separators() {
         // "authserver-config.yaml" sorts before "config.yaml" and is hashed first.
         let configmap = json!({"data": {"config.yaml": "c", "authserver-config.yaml": "a"}});
-        let mut hasher = Sha256::new();
-        hasher.update(b"authserver-config.yamlaconfig.yamlc");
-        assert_eq!(
-            content_checksum(&configmap).unwrap(),
-            hex::encode(hasher.finalize())
-        );
+        let expected = ring::digest::digest(&SHA256, b"authserver-config.yamlaconfig.yamlc");
+        assert_eq!(content_checksum(&configmap).unwrap(), hex::encode(expected));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! item the same wherever it stands. The result is only returned once a second
 //! parse proves it equal to the input but for the order of `backends`.
 
-use super::yaml_doc::{self, Backends, BackendsLayout, Document, Node};
+use saphyr_parser::Parser;
+
+use super::yaml_doc::{self, Backends, BackendsLayout, Document};
 use super::{Refusal, RefusalReason};
 
 /// A config whose backends were reordered.
@@ -29,8 +31,8 @@ pub fn sort_backends(text: &str) -> Result<Option<Reordered>, Refusal> {
         Backends::NotSequence => return Err(unsupported("a backends value that is not a list")),
         Backends::Block(layout) => layout,
     };
-    let items = backend_items(&document, layout)?;
-    if items.len() < 2 {
+    let names = item_names(&document, layout)?;
+    if names.len() < 2 {
         return Ok(None);
     }
     let region_end = trim_trailing_free_lines(text, &document, layout.item_starts[0], layout.end);
@@ -40,7 +42,7 @@ pub fn sort_backends(text: &str) -> Result<Option<Reordered>, Refusal> {
     let mut order: Vec<usize> = (0..slices.len()).collect();
     // Go's `<` on strings compares bytes, and so does `str::cmp`; ties (shared
     // names) fall back to the item's own bytes so the order is still total.
-    order.sort_by(|&a, &b| (items[a].0, slices[a]).cmp(&(items[b].0, slices[b])));
+    order.sort_by(|&a, &b| (names[a], slices[a]).cmp(&(names[b], slices[b])));
     if order
         .iter()
         .enumerate()
@@ -58,36 +60,23 @@ pub fn sort_backends(text: &str) -> Result<Option<Reordered>, Refusal> {
 }
 
 /// Each item's `name` scalar, checking every item is a mapping that has one.
-fn backend_items<'d>(
+fn item_names<'d>(
     document: &'d Document<'_>,
     layout: &BackendsLayout,
-) -> Result<Vec<(&'d str, &'d Node<'d>)>, Refusal> {
-    let Some(Node::Sequence(items)) = backends_node(document.root.as_ref(), layout) else {
-        return Err(proof_failed(
-            "the backends sequence is not where it was read",
-        ));
-    };
-    items
+) -> Result<Vec<&'d str>, Refusal> {
+    layout
+        .item_events
         .iter()
         .enumerate()
-        .map(|(index, item)| match item.get("name") {
-            Some(Node::Scalar(name, _)) => Ok((name.as_ref(), item)),
-            _ => Err(unsupported(&format!(
-                "backends item {} without a scalar name",
-                index + 1
-            ))),
+        .map(|(index, events)| {
+            document.item_name(events).ok_or_else(|| {
+                unsupported(&format!(
+                    "backends item {} without a scalar name",
+                    index + 1
+                ))
+            })
         })
         .collect()
-}
-
-fn backends_node<'n, 'a>(
-    root: Option<&'n Node<'a>>,
-    layout: &BackendsLayout,
-) -> Option<&'n Node<'a>> {
-    match root? {
-        Node::Mapping(entries) => entries.get(layout.entry).map(|(_, value)| value),
-        _ => None,
-    }
 }
 
 /// Blank and comment lines after the last item stay where they are, before
@@ -170,50 +159,48 @@ fn reassemble(text: &str, start: usize, end: usize, slices: &[&str], order: &[us
     out
 }
 
-/// Parse the result and check it equals the original with only the backends
-/// items permuted by `order`.
+/// Parse the result and check its events are the original's with only the
+/// backends items permuted by `order`: same scalars, same styles, same
+/// structure, everything else in place.
 fn prove(
     original: &Document<'_>,
     layout: &BackendsLayout,
     order: &[usize],
     reordered: &str,
 ) -> Result<(), Refusal> {
-    let result = yaml_doc::parse(reordered).map_err(|refusal| proof_failed(&refusal.detail))?;
-    let (Some(Node::Mapping(before)), Some(Node::Mapping(after))) = (&original.root, &result.root)
-    else {
-        return Err(proof_failed("the document root is not a mapping"));
+    let (Some(first), Some(last)) = (layout.item_events.first(), layout.item_events.last()) else {
+        return Err(proof_failed("no backends items"));
     };
-    if before.len() != after.len() {
-        return Err(proof_failed("top-level keys differ"));
+    if order.len() != layout.item_events.len() {
+        return Err(proof_failed("the permutation does not cover the items"));
     }
-    for (index, ((key_before, value_before), (key_after, value_after))) in
-        before.iter().zip(after).enumerate()
-    {
-        if key_before != key_after {
-            return Err(proof_failed("top-level keys differ"));
-        }
-        let same = if index == layout.entry {
-            match (value_before, value_after) {
-                (Node::Sequence(items_before), Node::Sequence(items_after)) => {
-                    items_before.len() == items_after.len()
-                        && order
-                            .iter()
-                            .zip(items_after)
-                            .all(|(&i, item)| items_before[i] == *item)
-                }
-                _ => false,
+    let events = &original.events;
+    let expected = events[..first.start]
+        .iter()
+        .chain(
+            order
+                .iter()
+                .flat_map(|&item| &events[layout.item_events[item].clone()]),
+        )
+        .chain(&events[last.end..]);
+    let mut actual = Parser::new_from_str(reordered);
+    for (index, want) in expected.enumerate() {
+        match actual.next() {
+            Some(Ok((got, _))) if got == *want => {}
+            Some(Ok((got, span))) => {
+                return Err(proof_failed(&format!(
+                    "event {index} at line {} is {got:?}, expected {want:?}",
+                    span.start.line()
+                )));
             }
-        } else {
-            value_before == value_after
-        };
-        if !same {
-            return Err(proof_failed(&format!(
-                "top-level entry {} changed",
-                index + 1
-            )));
+            Some(Err(error)) => return Err(proof_failed(&format!("it does not parse: {error}"))),
+            None => return Err(proof_failed("it ends early")),
         }
     }
-    Ok(())
+    match actual.next() {
+        None => Ok(()),
+        Some(_) => Err(proof_failed("it has more content")),
+    }
 }
 
 fn unsupported(what: &str) -> Refusal {

@@ -4,56 +4,23 @@
 //! The tree is what the proof compares; the layout is what the reorder cuts.
 //! Both come from one pass over `saphyr-parser` events, so they cannot disagree.
 
-use std::borrow::Cow;
+use std::ops::Range;
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span};
 
 use super::{Refusal, RefusalReason};
 
-/// Deeper nesting than this is refused: the tree is built recursively and no
-/// vMCP config comes close (the schema nests about eight levels).
-const MAX_DEPTH: usize = 64;
-
 /// The key whose sequence is a set.
 pub const BACKENDS_KEY: &str = "backends";
 
-/// A YAML node with everything that decides its meaning: scalar text and style
-/// (a quoted `"123"` is a string, a plain `123` a number), sequence order, and
-/// mapping entries in document order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node<'a> {
-    Scalar(Cow<'a, str>, ScalarStyle),
-    Sequence(Vec<Node<'a>>),
-    Mapping(Vec<(Node<'a>, Node<'a>)>),
-}
-
-impl Node<'_> {
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Node::Scalar(value, _) => Some(value),
-            _ => None,
-        }
-    }
-
-    /// Value of the key `key` in a mapping.
-    pub fn get(&self, key: &str) -> Option<&Self> {
-        match self {
-            Node::Mapping(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .map(|(_, v)| v),
-            _ => None,
-        }
-    }
-}
-
-/// Byte layout of the top-level `backends` block sequence.
+/// Byte layout of the top-level `backends` block sequence, and where each
+/// item's events are in [`Document::events`].
 #[derive(Debug, Clone)]
 pub struct BackendsLayout {
-    /// Index of the `backends` entry in the root mapping.
-    pub entry: usize,
     /// Byte offset of the start of each item's line (the line of its `-`).
     pub item_starts: Vec<usize>,
+    /// Each item's events.
+    pub item_events: Vec<Range<usize>>,
     /// Byte offset where the sequence text ends (start of the line that holds
     /// the next token after the sequence).
     pub end: usize,
@@ -74,10 +41,12 @@ pub enum Backends {
     NotSequence,
 }
 
-/// A parsed single-document YAML text.
+/// A parsed single-document YAML text: its events (what the proof compares,
+/// scalar styles included, so a quoted `"123"` never equals a plain `123`)
+/// and the layout of its top-level `backends`.
 #[derive(Debug)]
 pub struct Document<'a> {
-    pub root: Option<Node<'a>>,
+    pub events: Vec<Event<'a>>,
     pub backends: Backends,
     /// Byte ranges of multi-line quoted and block scalars (from the start of
     /// their first line), with the least indentation a content line of that
@@ -85,179 +54,216 @@ pub struct Document<'a> {
     pub multiline_scalars: Vec<(usize, usize, usize)>,
 }
 
+impl<'a> Document<'a> {
+    /// The `name` scalar of the backends item whose events are `range`.
+    pub fn item_name(&self, range: &Range<usize>) -> Option<&str> {
+        let (Event::MappingStart(..), entries) = self.events.get(range.clone())?.split_first()?
+        else {
+            return None;
+        };
+        // Walk the item's own entries (keys at even positions), stepping over
+        // nested collections.
+        let mut depth = 0usize;
+        let mut position = 0usize;
+        let mut events = entries.iter();
+        while let Some(event) = events.next() {
+            if depth == 0 {
+                match event {
+                    Event::MappingEnd => return None,
+                    Event::Scalar(key, ..) if position.is_multiple_of(2) && key == "name" => {
+                        return match events.next() {
+                            Some(Event::Scalar(value, ..)) => Some(value),
+                            _ => None,
+                        };
+                    }
+                    _ => {}
+                }
+            }
+            match event {
+                Event::SequenceStart(..) | Event::MappingStart(..) => depth += 1,
+                Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth == 0 {
+                position += 1;
+            }
+        }
+        None
+    }
+}
+
 /// Parse `text`, refusing what the reorder cannot keep intact.
 pub fn parse(text: &str) -> Result<Document<'_>, Refusal> {
     if text.contains('\r') {
         return Err(unsupported("CR line endings"));
     }
+    let offsets = CharOffsets::new(text);
     let mut reader = Reader {
         text,
-        offsets: CharOffsets::new(text),
-        events: Parser::new_from_str(text),
-        multiline_scalars: Vec::new(),
+        offsets: &offsets,
+        events: Vec::new(),
+        stack: Vec::new(),
+        documents: 0,
+        next_is_backends: false,
         backends: Backends::Absent,
+        item_starts: Vec::new(),
+        item_first_events: Vec::new(),
+        multiline_scalars: Vec::new(),
     };
-    let root = reader.document()?;
+    for next in Parser::new_from_str(text) {
+        let (event, span) = next.map_err(|error| Refusal {
+            reason: RefusalReason::InvalidYaml,
+            detail: format!(
+                "line {} column {}: {}",
+                error.marker().line(),
+                error.marker().col() + 1,
+                error.info()
+            ),
+        })?;
+        reader.read(event, span)?;
+    }
     Ok(Document {
-        root,
+        events: reader.events,
         backends: reader.backends,
         multiline_scalars: reader.multiline_scalars,
     })
 }
 
-struct Reader<'a> {
-    text: &'a str,
-    offsets: CharOffsets,
-    events: Parser<'a, saphyr_parser::StrInput<'a>>,
-    multiline_scalars: Vec<(usize, usize, usize)>,
-    backends: Backends,
+/// What an open collection is, for the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Other,
+    RootMapping,
+    BlockBackends,
+    FlowBackends,
 }
 
-impl<'a> Reader<'a> {
-    fn next(&mut self) -> Result<(Event<'a>, Span), Refusal> {
-        match self.events.next_event() {
-            Some(Ok(event)) => Ok(event),
-            Some(Err(error)) => Err(Refusal {
-                reason: RefusalReason::InvalidYaml,
-                detail: format!(
-                    "line {} column {}: {}",
-                    error.marker().line(),
-                    error.marker().col() + 1,
-                    error.info()
-                ),
-            }),
-            None => Err(Refusal {
-                reason: RefusalReason::InvalidYaml,
-                detail: "unexpected end of the event stream".into(),
-            }),
+#[derive(Debug)]
+struct Frame {
+    mapping: bool,
+    role: Role,
+    /// Nodes completed inside: in a mapping, keys and values alternate.
+    children: usize,
+}
+
+/// Reads events one at a time, keeping a stack instead of recursing, so
+/// nesting depth costs no native stack.
+struct Reader<'a, 'o> {
+    text: &'a str,
+    offsets: &'o CharOffsets,
+    events: Vec<Event<'a>>,
+    stack: Vec<Frame>,
+    documents: usize,
+    next_is_backends: bool,
+    backends: Backends,
+    item_starts: Vec<usize>,
+    item_first_events: Vec<usize>,
+    multiline_scalars: Vec<(usize, usize, usize)>,
+}
+
+impl<'a> Reader<'a, '_> {
+    fn read(&mut self, event: Event<'a>, span: Span) -> Result<(), Refusal> {
+        match &event {
+            Event::Alias(_) => return Err(unsupported("aliases")),
+            Event::Scalar(_, _, anchor, tag)
+            | Event::SequenceStart(anchor, tag)
+            | Event::MappingStart(anchor, tag) => {
+                if *anchor != 0 {
+                    return Err(unsupported("anchors"));
+                }
+                if tag.is_some() {
+                    return Err(unsupported("tags"));
+                }
+                self.node_start(&event, &span)?;
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.collection_end(&span),
+            Event::DocumentStart(_) => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    return Err(unsupported("more than one YAML document"));
+                }
+            }
+            _ => {}
         }
+        self.events.push(event);
+        Ok(())
     }
 
-    fn document(&mut self) -> Result<Option<Node<'a>>, Refusal> {
-        let mut root = None;
-        let mut documents = 0;
-        loop {
-            match self.next()? {
-                (Event::StreamStart, _) | (Event::DocumentEnd, _) => {}
-                (Event::StreamEnd, _) => return Ok(root),
-                (Event::DocumentStart(_), _) => {
-                    documents += 1;
-                    if documents > 1 {
-                        return Err(unsupported("more than one YAML document"));
-                    }
-                    let (event, span) = self.next()?;
-                    root = Some(self.node(event, span, 0)?);
-                }
-                (event, _) => {
-                    return Err(unsupported(&format!("unexpected event {event:?}")));
-                }
-            }
-        }
-    }
-
-    fn node(&mut self, event: Event<'a>, span: Span, depth: usize) -> Result<Node<'a>, Refusal> {
-        if depth > MAX_DEPTH {
-            return Err(unsupported(&format!(
-                "nesting deeper than {MAX_DEPTH} levels"
-            )));
-        }
-        match event {
-            Event::Alias(_) => Err(unsupported("aliases")),
-            Event::Scalar(_, _, anchor, _)
-            | Event::SequenceStart(anchor, _)
-            | Event::MappingStart(anchor, _)
-                if anchor != 0 =>
-            {
-                Err(unsupported("anchors"))
-            }
-            Event::Scalar(_, _, _, Some(_))
-            | Event::SequenceStart(_, Some(_))
-            | Event::MappingStart(_, Some(_)) => Err(unsupported("tags")),
-            Event::Scalar(value, style, _, None) => {
-                if style != ScalarStyle::Plain && span.start.line() != span.end.line() {
-                    // Block scalar spans start at the first content line, whose
-                    // column is the content indentation; quoted ones span exactly.
-                    let min_indent = match style {
-                        ScalarStyle::Literal | ScalarStyle::Folded => span.start.col(),
-                        _ => 0,
-                    };
-                    self.multiline_scalars.push((
-                        line_start(self.text, self.offsets.byte(&span.start)),
-                        self.offsets.byte(&span.end),
-                        min_indent,
-                    ));
-                }
-                Ok(Node::Scalar(value, style))
-            }
-            Event::SequenceStart(..) => {
-                let mut items = Vec::new();
-                loop {
-                    match self.next()? {
-                        (Event::SequenceEnd, _) => return Ok(Node::Sequence(items)),
-                        (event, span) => items.push(self.node(event, span, depth + 1)?),
-                    }
-                }
-            }
-            Event::MappingStart(..) => {
-                let mut entries = Vec::new();
-                loop {
-                    let (event, key_span) = self.next()?;
-                    if event == Event::MappingEnd {
-                        return Ok(Node::Mapping(entries));
-                    }
-                    let key = self.node(event, key_span, depth + 1)?;
-                    let (event, value_span) = self.next()?;
-                    let is_backends = depth == 0 && key.as_str() == Some(BACKENDS_KEY);
-                    if is_backends && !matches!(self.backends, Backends::Absent) {
+    fn node_start(&mut self, event: &Event<'a>, span: &Span) -> Result<(), Refusal> {
+        let is_backends_value = std::mem::take(&mut self.next_is_backends);
+        match self.stack.last() {
+            Some(Frame {
+                mapping: true,
+                role: Role::RootMapping,
+                children,
+            }) if children % 2 == 0 => {
+                if matches!(event, Event::Scalar(key, ..) if key == BACKENDS_KEY) {
+                    if !matches!(self.backends, Backends::Absent) {
                         return Err(unsupported("duplicate top-level backends key"));
                     }
-                    let value = if is_backends {
-                        self.backends_value(event, value_span, entries.len(), depth + 1)?
-                    } else {
-                        self.node(event, value_span, depth + 1)?
-                    };
-                    entries.push((key, value));
+                    self.next_is_backends = true;
                 }
             }
-            other => Err(unsupported(&format!("unexpected event {other:?}"))),
+            Some(Frame {
+                role: Role::BlockBackends,
+                ..
+            }) => {
+                let start = self.item_line_start(self.offsets.byte(&span.start))?;
+                self.item_starts.push(start);
+                self.item_first_events.push(self.events.len());
+            }
+            _ => {}
         }
+        let role = match event {
+            Event::MappingStart(..) if self.stack.is_empty() => Role::RootMapping,
+            Event::SequenceStart(..) if is_backends_value => {
+                if self.text.as_bytes().get(self.offsets.byte(&span.start)) == Some(&b'[') {
+                    Role::FlowBackends
+                } else {
+                    Role::BlockBackends
+                }
+            }
+            _ => Role::Other,
+        };
+        match event {
+            Event::Scalar(value, style, ..) => {
+                if is_backends_value {
+                    let null = *style == ScalarStyle::Plain
+                        && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL");
+                    self.backends = if null {
+                        Backends::Null
+                    } else {
+                        Backends::NotSequence
+                    };
+                }
+                self.note_multiline(*style, span);
+                self.completed();
+            }
+            Event::MappingStart(..) => {
+                if is_backends_value {
+                    self.backends = Backends::NotSequence;
+                }
+                self.stack.push(Frame {
+                    mapping: true,
+                    role,
+                    children: 0,
+                });
+            }
+            _ => self.stack.push(Frame {
+                mapping: false,
+                role,
+                children: 0,
+            }),
+        }
+        Ok(())
     }
 
-    /// Read the top-level `backends` value, noting where each item starts.
-    fn backends_value(
-        &mut self,
-        event: Event<'a>,
-        span: Span,
-        entry: usize,
-        depth: usize,
-    ) -> Result<Node<'a>, Refusal> {
-        let Event::SequenceStart(0, None) = event else {
-            let node = self.node(event, span, depth)?;
-            self.backends = match &node {
-                Node::Scalar(value, ScalarStyle::Plain)
-                    if matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL") =>
-                {
-                    Backends::Null
-                }
-                _ => Backends::NotSequence,
-            };
-            return Ok(node);
+    fn collection_end(&mut self, span: &Span) {
+        let Some(frame) = self.stack.pop() else {
+            return;
         };
-        let start = self.offsets.byte(&span.start);
-        if self.text.as_bytes().get(start) == Some(&b'[') {
-            let node = self.node(event, span, depth)?;
-            let items = match &node {
-                Node::Sequence(items) => items.len(),
-                _ => 0,
-            };
-            self.backends = Backends::Flow { items };
-            return Ok(node);
-        }
-        let mut items = Vec::new();
-        let mut item_starts = Vec::new();
-        loop {
-            let (event, span) = self.next()?;
-            if event == Event::SequenceEnd {
+        match frame.role {
+            Role::BlockBackends => {
                 // The next token starts a line, or the input has ended.
                 let next = self.offsets.byte(&span.start);
                 let end = if next >= self.text.len() {
@@ -265,16 +271,52 @@ impl<'a> Reader<'a> {
                 } else {
                     line_start(self.text, next)
                 };
+                let firsts = std::mem::take(&mut self.item_first_events);
+                let item_events = firsts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &first)| {
+                        first..firsts.get(i + 1).copied().unwrap_or(self.events.len())
+                    })
+                    .collect();
                 self.backends = Backends::Block(BackendsLayout {
-                    entry,
-                    item_starts,
+                    item_starts: std::mem::take(&mut self.item_starts),
+                    item_events,
                     end,
                 });
-                return Ok(Node::Sequence(items));
             }
-            item_starts.push(self.item_line_start(self.offsets.byte(&span.start))?);
-            items.push(self.node(event, span, depth + 1)?);
+            Role::FlowBackends => {
+                self.backends = Backends::Flow {
+                    items: frame.children,
+                }
+            }
+            Role::Other | Role::RootMapping => {}
         }
+        self.completed();
+    }
+
+    /// A node ended: count it in its parent.
+    fn completed(&mut self) {
+        if let Some(parent) = self.stack.last_mut() {
+            parent.children += 1;
+        }
+    }
+
+    fn note_multiline(&mut self, style: ScalarStyle, span: &Span) {
+        if style == ScalarStyle::Plain || span.start.line() == span.end.line() {
+            return;
+        }
+        // Block scalar spans start at the first content line, whose column is
+        // the content indentation; quoted ones span exactly.
+        let min_indent = match style {
+            ScalarStyle::Literal | ScalarStyle::Folded => span.start.col(),
+            _ => 0,
+        };
+        self.multiline_scalars.push((
+            line_start(self.text, self.offsets.byte(&span.start)),
+            self.offsets.byte(&span.end),
+            min_indent,
+        ));
     }
 
     /// The start of the line holding the `-` that introduces the item whose
@@ -395,14 +437,51 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_refused_not_overflowed() {
+    fn deep_nesting_is_an_answer_not_a_crash() {
         let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-        assert_eq!(
-            parse(&nested(100)).unwrap_err().reason,
-            RefusalReason::Unsupported
+        let text = nested(200);
+        let deep = parse(&text);
+        assert!(
+            deep.is_ok(),
+            "the reader keeps a stack, it does not recurse: {deep:?}"
         );
-        // saphyr has its own limit further down; either way, an answer, not a crash.
-        assert!(parse(&nested(100_000)).is_err());
+        // saphyr refuses very deep input itself.
+        assert_eq!(
+            parse(&nested(100_000)).unwrap_err().reason,
+            RefusalReason::InvalidYaml
+        );
+    }
+
+    #[test]
+    fn item_names_are_the_items_own_name_key() {
+        let text =
+            "backends:\n  - url: {name: x}\n    tags: [name]\n    name: \"123\"\n  - other: 1\n";
+        let doc = parse(text).unwrap();
+        let Backends::Block(layout) = &doc.backends else {
+            panic!("{:?}", doc.backends)
+        };
+        assert_eq!(doc.item_name(&layout.item_events[0]), Some("123"));
+        assert_eq!(doc.item_name(&layout.item_events[1]), None);
+    }
+
+    #[test]
+    fn flow_and_scalar_backends_are_told_apart() {
+        assert!(matches!(
+            parse("backends: [a, b, c]\n").unwrap().backends,
+            Backends::Flow { items: 3 }
+        ));
+        assert!(matches!(
+            parse("backends:\nx: 1\n").unwrap().backends,
+            Backends::Null
+        ));
+        assert!(matches!(
+            parse("backends: {a: 1}\n").unwrap().backends,
+            Backends::NotSequence
+        ));
+        assert!(matches!(
+            parse("backends: x\n").unwrap().backends,
+            Backends::NotSequence
+        ));
     }
 
     #[test]
