@@ -9,10 +9,15 @@ use serde_json::Value;
 
 mod backends;
 mod configmap;
+mod deployment;
 mod yaml_doc;
 
 pub use backends::{Reordered, sort_backends};
 pub use configmap::normalize_configmap;
+pub use deployment::{
+    ChecksumSource, ChecksumSync, Unsynced, UnsyncedReason, canonical_content_checksum,
+    checksum_source, is_dns_subdomain, sync_runconfig_checksum,
+};
 
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq)]

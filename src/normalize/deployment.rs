@@ -1,0 +1,472 @@
+//! The vMCP Deployment: keep its pod-template `runconfig-checksum` equal to
+//! the checksum of the canonical config ConfigMap.
+//!
+//! The operator copies the ConfigMap's `content-checksum` annotation into the
+//! Deployment's pod template, and any change of that annotation is a rollout.
+//! Once the webhook normalizes the ConfigMap, the checksum the operator reads
+//! back is the one of the normalized ConfigMap; this module makes the
+//! Deployment agree with it, so a rollout happens only when the configuration
+//! really changed.
+//!
+//! Pure: the caller fetches the ConfigMap (see `crate::lookup`) between
+//! [`checksum_source`] and [`sync_runconfig_checksum`].
+
+use std::fmt;
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{Patch, PatchOperation, ReplaceOperation};
+use serde_json::Value;
+
+use super::{Outcome, normalize_configmap};
+use crate::recognize::{
+    CONTENT_CHECKSUM_ANNOTATION, RUNCONFIG_CHECKSUM_ANNOTATION, vmcp_deployment_configmap,
+};
+
+/// The ConfigMap a vMCP Deployment's checksum must follow, read before any
+/// lookup so that Deployments with nothing to keep in step cost no request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChecksumSource<'a> {
+    /// Not a vMCP Deployment: nothing to do.
+    NotVmcp,
+    /// A vMCP Deployment whose pod template carries no `runconfig-checksum`:
+    /// nothing to keep in step (the annotation is never added).
+    NoRunconfigChecksum,
+    /// Read this ConfigMap, in the Deployment's namespace, then call
+    /// [`sync_runconfig_checksum`].
+    ConfigMap { name: &'a str, current: &'a str },
+    /// A vMCP Deployment whose reference or annotation cannot be used.
+    Unusable(Unsynced),
+}
+
+/// Decide whether `deployment` needs its ConfigMap read, and which one.
+pub fn checksum_source(deployment: &Value) -> ChecksumSource<'_> {
+    let Some(name) = vmcp_deployment_configmap(deployment) else {
+        return ChecksumSource::NotVmcp;
+    };
+    let current = match deployment
+        .pointer("/spec/template/metadata/annotations")
+        .and_then(|annotations| annotations.get(RUNCONFIG_CHECKSUM_ANNOTATION))
+    {
+        None => return ChecksumSource::NoRunconfigChecksum,
+        Some(Value::String(current)) => current.as_str(),
+        Some(_) => {
+            return ChecksumSource::Unusable(Unsynced::new(
+                UnsyncedReason::MalformedObject,
+                format!("pod-template annotation {RUNCONFIG_CHECKSUM_ANNOTATION} is not a string"),
+            ));
+        }
+    };
+    // Mutating webhooks run before validation: the name goes into a URL path,
+    // so anything but a valid object name is refused here.
+    if !is_dns_subdomain(name) {
+        return ChecksumSource::Unusable(Unsynced::new(
+            UnsyncedReason::MalformedObject,
+            format!("volume vmcp-config names an invalid ConfigMap {name:?}"),
+        ));
+    }
+    ChecksumSource::ConfigMap { name, current }
+}
+
+/// What to do with a vMCP Deployment's pod-template checksum, given the
+/// ConfigMap it mounts as currently stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChecksumSync {
+    /// Not a vMCP Deployment.
+    NotVmcp,
+    /// No `runconfig-checksum` on the pod template: left alone.
+    NoRunconfigChecksum,
+    /// The annotation already holds the canonical ConfigMap's checksum.
+    InStep,
+    /// The annotation is stale: `patch` replaces its value, and only that.
+    Replace {
+        from: String,
+        to: String,
+        patch: Patch,
+    },
+    /// The right checksum cannot be told: left alone, with the reason.
+    Unsynced(Unsynced),
+}
+
+/// Why a vMCP Deployment's checksum was left as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsynced {
+    pub reason: UnsyncedReason,
+    /// Human detail for logs; warnings use [`UnsyncedReason::describe`].
+    pub detail: String,
+}
+
+/// Low-cardinality reasons, usable as metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnsyncedReason {
+    /// The Deployment's reference or annotation is not usable.
+    MalformedObject,
+    /// The mounted ConfigMap is not a vMCP config ConfigMap.
+    ConfigMapNotVmcp,
+    /// The normalizer left the ConfigMap as stored (it could not prove a
+    /// rewrite safe), so its canonical checksum is unknown.
+    ConfigMapRefused,
+    /// The ConfigMap carries no `content-checksum` for the operator to copy.
+    NoContentChecksum,
+}
+
+impl UnsyncedReason {
+    /// A stable snake_case label for metrics and audit annotations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnsyncedReason::MalformedObject => "malformed_deployment",
+            UnsyncedReason::ConfigMapNotVmcp => "configmap_not_vmcp",
+            UnsyncedReason::ConfigMapRefused => "configmap_refused",
+            UnsyncedReason::NoContentChecksum => "no_content_checksum",
+        }
+    }
+
+    /// A few words for a warning line.
+    pub fn describe(self) -> &'static str {
+        match self {
+            UnsyncedReason::MalformedObject => "unusable ConfigMap reference or annotation",
+            UnsyncedReason::ConfigMapNotVmcp => "ConfigMap is not a vMCP config",
+            UnsyncedReason::ConfigMapRefused => "ConfigMap cannot be normalized",
+            UnsyncedReason::NoContentChecksum => "ConfigMap has no content-checksum",
+        }
+    }
+}
+
+impl Unsynced {
+    fn new(reason: UnsyncedReason, detail: String) -> Self {
+        Self { reason, detail }
+    }
+}
+
+impl fmt::Display for Unsynced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.detail)
+    }
+}
+
+/// Compare the Deployment's `runconfig-checksum` with what the operator will
+/// read from `configmap` once it is normalized, and patch it when it differs.
+///
+/// `configmap` is the ConfigMap as stored (possibly still in buggy order,
+/// written before the webhook was installed).
+pub fn sync_runconfig_checksum(deployment: &Value, configmap: &Value) -> ChecksumSync {
+    let current = match checksum_source(deployment) {
+        ChecksumSource::NotVmcp => return ChecksumSync::NotVmcp,
+        ChecksumSource::NoRunconfigChecksum => return ChecksumSync::NoRunconfigChecksum,
+        ChecksumSource::Unusable(unsynced) => return ChecksumSync::Unsynced(unsynced),
+        ChecksumSource::ConfigMap { current, .. } => current,
+    };
+    let expected = match canonical_content_checksum(configmap) {
+        Ok(expected) => expected,
+        Err(unsynced) => return ChecksumSync::Unsynced(unsynced),
+    };
+    if current == expected {
+        return ChecksumSync::InStep;
+    }
+    ChecksumSync::Replace {
+        from: current.to_owned(),
+        patch: replace_runconfig_checksum(&expected),
+        to: expected,
+    }
+}
+
+/// The `content-checksum` the normalized `configmap` carries: what the operator
+/// reads back from the stored ConfigMap once the webhook has put it in
+/// canonical form.
+pub fn canonical_content_checksum(configmap: &Value) -> Result<String, Unsynced> {
+    let normalized;
+    let canonical = match normalize_configmap(configmap) {
+        Outcome::Unchanged => configmap,
+        Outcome::Normalized(result) => {
+            normalized = result.object;
+            &normalized
+        }
+        Outcome::NotVmcp => {
+            return Err(Unsynced::new(
+                UnsyncedReason::ConfigMapNotVmcp,
+                "the mounted ConfigMap lacks the vmcp-config label or config.yaml".to_owned(),
+            ));
+        }
+        Outcome::Refused(refusal) => {
+            return Err(Unsynced::new(
+                UnsyncedReason::ConfigMapRefused,
+                refusal.to_string(),
+            ));
+        }
+    };
+    // The normalizer refuses a non-string checksum, so this is a string or absent.
+    canonical
+        .pointer("/metadata/annotations")
+        .and_then(|annotations| annotations.get(CONTENT_CHECKSUM_ANNOTATION))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Unsynced::new(
+                UnsyncedReason::NoContentChecksum,
+                format!("the ConfigMap has no {CONTENT_CHECKSUM_ANNOTATION} annotation"),
+            )
+        })
+}
+
+/// The one operation this module ever emits: a `replace` of an annotation
+/// that exists (never an `add`: the operator treats any extra pod-template
+/// key as drift).
+fn replace_runconfig_checksum(checksum: &str) -> Patch {
+    Patch(vec![PatchOperation::Replace(ReplaceOperation {
+        path: PointerBuf::from_tokens([
+            "spec",
+            "template",
+            "metadata",
+            "annotations",
+            RUNCONFIG_CHECKSUM_ANNOTATION,
+        ]),
+        value: Value::String(checksum.to_owned()),
+    })])
+}
+
+/// An RFC 1123 subdomain, the form of a ConfigMap name: at most 253 characters
+/// of lower-case letters, digits, `-` and `.`, starting and ending with an
+/// alphanumeric.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    let alphanumeric = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 253
+        && bytes
+            .iter()
+            .all(|&b| alphanumeric(b) || b == b'-' || b == b'.')
+        && bytes.first().copied().is_some_and(alphanumeric)
+        && bytes.last().copied().is_some_and(alphanumeric)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const BUGGY_CHECKSUM: &str = "9ba036ba5342c5f43365d8ac13e4c6c642149f4d9519cf690e5147e78d60dc48";
+    const CANONICAL_CHECKSUM: &str =
+        "32cf106c9df1f5bf6fd492475eb31e30bd0e14a00f18b61ccbc9b589f10501ee";
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn deployment_with(annotation: Option<Value>) -> Value {
+        let mut deployment = fixture("vmcp-deployment.yaml");
+        let annotations = &mut deployment["spec"]["template"]["metadata"]["annotations"];
+        match annotation {
+            Some(value) => annotations[RUNCONFIG_CHECKSUM_ANNOTATION] = value,
+            None => {
+                annotations
+                    .as_object_mut()
+                    .unwrap()
+                    .remove(RUNCONFIG_CHECKSUM_ANNOTATION);
+            }
+        }
+        deployment
+    }
+
+    fn configmap_with_checksum(checksum: Option<&str>) -> Value {
+        let mut configmap = fixture("vmcp-configmap.yaml");
+        let annotations = configmap["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap();
+        match checksum {
+            Some(checksum) => {
+                annotations.insert(CONTENT_CHECKSUM_ANNOTATION.into(), json!(checksum));
+            }
+            None => {
+                annotations.remove(CONTENT_CHECKSUM_ANNOTATION);
+            }
+        }
+        configmap
+    }
+
+    fn not_vmcp_configmap() -> Value {
+        let mut configmap = fixture("vmcp-configmap.normalized.yaml");
+        configmap["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove("toolhive.stacklok.io/component");
+        configmap
+    }
+
+    fn refused_configmap() -> Value {
+        let mut configmap = fixture("vmcp-configmap.yaml");
+        // An anchor: the normalizer cannot prove a reorder keeps it intact.
+        configmap["data"]["config.yaml"] =
+            json!("name: x\nbackends:\n    - &b\n      name: z\n    - name: a\nextra: *b\n");
+        configmap
+    }
+
+    enum Expect {
+        NotVmcp,
+        NoRunconfigChecksum,
+        InStep,
+        Replace(&'static str),
+        Unsynced(UnsyncedReason),
+    }
+
+    #[test]
+    fn table() {
+        let stale = Some(json!(BUGGY_CHECKSUM));
+        let cases: Vec<(&str, Value, Value, Expect)> = vec![
+            (
+                "buggy stored ConfigMap: its normalized checksum",
+                deployment_with(stale.clone()),
+                fixture("vmcp-configmap.yaml"),
+                Expect::Replace(CANONICAL_CHECKSUM),
+            ),
+            (
+                "normalized ConfigMap, stale annotation",
+                deployment_with(stale.clone()),
+                fixture("vmcp-configmap.normalized.yaml"),
+                Expect::Replace(CANONICAL_CHECKSUM),
+            ),
+            (
+                "stored content-checksum itself stale: recomputed",
+                deployment_with(stale.clone()),
+                configmap_with_checksum(Some("0000")),
+                Expect::Replace(CANONICAL_CHECKSUM),
+            ),
+            (
+                "already right",
+                deployment_with(Some(json!(CANONICAL_CHECKSUM))),
+                fixture("vmcp-configmap.yaml"),
+                Expect::InStep,
+            ),
+            (
+                "annotation absent: never added",
+                deployment_with(None),
+                fixture("vmcp-configmap.normalized.yaml"),
+                Expect::NoRunconfigChecksum,
+            ),
+            (
+                "annotation not a string",
+                deployment_with(Some(json!(7))),
+                fixture("vmcp-configmap.normalized.yaml"),
+                Expect::Unsynced(UnsyncedReason::MalformedObject),
+            ),
+            (
+                "not a vMCP Deployment",
+                {
+                    let mut deployment = deployment_with(stale.clone());
+                    deployment["metadata"]["labels"]["app.kubernetes.io/name"] = json!("other");
+                    deployment
+                },
+                fixture("vmcp-configmap.normalized.yaml"),
+                Expect::NotVmcp,
+            ),
+            (
+                "ConfigMap without content-checksum",
+                deployment_with(stale.clone()),
+                configmap_with_checksum(None),
+                Expect::Unsynced(UnsyncedReason::NoContentChecksum),
+            ),
+            (
+                "ConfigMap not vMCP",
+                deployment_with(stale.clone()),
+                not_vmcp_configmap(),
+                Expect::Unsynced(UnsyncedReason::ConfigMapNotVmcp),
+            ),
+            (
+                "ConfigMap the normalizer refuses",
+                deployment_with(stale.clone()),
+                refused_configmap(),
+                Expect::Unsynced(UnsyncedReason::ConfigMapRefused),
+            ),
+        ];
+        for (name, deployment, configmap, expect) in cases {
+            let sync = sync_runconfig_checksum(&deployment, &configmap);
+            match (expect, &sync) {
+                (Expect::NotVmcp, ChecksumSync::NotVmcp)
+                | (Expect::NoRunconfigChecksum, ChecksumSync::NoRunconfigChecksum)
+                | (Expect::InStep, ChecksumSync::InStep) => {}
+                (Expect::Replace(to), ChecksumSync::Replace { to: got, patch, .. }) => {
+                    assert_eq!(got, to, "{name}");
+                    assert_only_the_annotation_changes(&deployment, patch, to, name);
+                }
+                (Expect::Unsynced(reason), ChecksumSync::Unsynced(unsynced)) => {
+                    assert_eq!(unsynced.reason, reason, "{name}: {unsynced}");
+                }
+                (_, other) => panic!("{name}: unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn assert_only_the_annotation_changes(deployment: &Value, patch: &Patch, to: &str, name: &str) {
+        assert_eq!(
+            serde_json::to_value(patch).unwrap(),
+            json!([{"op": "replace",
+                    "path": "/spec/template/metadata/annotations/toolhive.stacklok.dev~1runconfig-checksum",
+                    "value": to}]),
+            "{name}"
+        );
+        let mut patched = deployment.clone();
+        json_patch::patch(&mut patched, patch).expect("applies to the received Deployment");
+        let mut expected = deployment.clone();
+        expected["spec"]["template"]["metadata"]["annotations"][RUNCONFIG_CHECKSUM_ANNOTATION] =
+            json!(to);
+        assert_eq!(patched, expected, "{name}: nothing else changes");
+        // Idempotent: the patched Deployment is in step.
+        assert_eq!(
+            sync_runconfig_checksum(&patched, &fixture("vmcp-configmap.yaml")),
+            ChecksumSync::InStep,
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn the_source_is_the_mounted_configmap_only_when_annotated() {
+        let deployment = deployment_with(Some(json!(BUGGY_CHECKSUM)));
+        assert_eq!(
+            checksum_source(&deployment),
+            ChecksumSource::ConfigMap {
+                name: "demo-vmcp-vmcp-config",
+                current: BUGGY_CHECKSUM
+            }
+        );
+        assert_eq!(
+            checksum_source(&deployment_with(None)),
+            ChecksumSource::NoRunconfigChecksum
+        );
+    }
+
+    #[test]
+    fn a_configmap_name_that_is_not_an_object_name_is_never_looked_up() {
+        for name in ["../secrets/x", "a/b", "a?watch=1", "UPPER", "-a", "a.", ""] {
+            let mut deployment = deployment_with(Some(json!(BUGGY_CHECKSUM)));
+            deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] = json!(name);
+            let source = checksum_source(&deployment);
+            assert!(
+                matches!(
+                    source,
+                    ChecksumSource::Unusable(Unsynced {
+                        reason: UnsyncedReason::MalformedObject,
+                        ..
+                    }) | ChecksumSource::NotVmcp
+                ),
+                "{name:?}: {source:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dns_subdomains() {
+        for (name, ok) in [
+            ("demo-vmcp-vmcp-config", true),
+            ("a", true),
+            ("a.b-c.9", true),
+            (&"a".repeat(253), true),
+            (&"a".repeat(254), false),
+            ("A", false),
+            ("a_b", false),
+            ("a b", false),
+            ("a%2fb", false),
+            ("é", false),
+        ] {
+            assert_eq!(is_dns_subdomain(name), ok, "{name}");
+        }
+    }
+}
