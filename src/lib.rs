@@ -2,6 +2,7 @@
 //! vmcp-normalizer: keeps ToolHive vMCP configuration in canonical order at admission.
 
 pub mod admission;
+pub mod certificates;
 pub mod checksum;
 pub mod cli;
 pub mod manifest;
