@@ -4,7 +4,9 @@
 pub mod admission;
 pub mod certificates;
 pub mod checksum;
+pub mod checksum_sync;
 pub mod cli;
+pub mod lookup;
 pub mod manifest;
 pub mod metrics;
 pub mod normalize;

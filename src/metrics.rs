@@ -45,6 +45,11 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -70,6 +75,11 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabels, Counter>,
     /// Not-after time of the certificate being served, as a Unix timestamp.
     pub cert_not_after: Gauge,
+    /// Live ConfigMap reads for Deployment reviews, by outcome (`ok` or a
+    /// `LookupError::metric_label`).
+    pub configmap_lookups: Family<OutcomeLabels, Counter>,
+    /// Time of each live ConfigMap read, whatever its outcome.
+    pub configmap_lookup_duration: Histogram,
 }
 
 impl Default for Metrics {
@@ -125,6 +135,19 @@ impl Metrics {
             "Not-after time of the served certificate (Unix seconds)",
             cert_not_after.clone(),
         );
+        let configmap_lookups = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "configmap_lookups",
+            "Live ConfigMap reads for Deployment reviews, by outcome",
+            configmap_lookups.clone(),
+        );
+        let configmap_lookup_duration = latency_histogram();
+        registry.register_with_unit(
+            "configmap_lookup_duration",
+            "Time of one live ConfigMap read from the API server",
+            Unit::Seconds,
+            configmap_lookup_duration.clone(),
+        );
         Self {
             registry,
             admissions,
@@ -134,6 +157,8 @@ impl Metrics {
             http_rejections,
             cert_reloads,
             cert_not_after,
+            configmap_lookups,
+            configmap_lookup_duration,
         }
     }
 
@@ -155,6 +180,15 @@ impl Metrics {
         self.cert_reloads
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    /// Count a live ConfigMap read and its duration.
+    pub fn configmap_lookup(&self, outcome: &'static str, elapsed: std::time::Duration) {
+        self.configmap_lookups
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        self.configmap_lookup_duration
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Count a request the webhook port answered with an HTTP error.
@@ -201,6 +235,7 @@ mod tests {
             .observe(0.000_05);
         metrics.cert_reload(false);
         metrics.cert_not_after.set(1_900_000_000);
+        metrics.configmap_lookup("not_found", std::time::Duration::from_micros(50));
         let text = metrics.encode().expect("encode");
         assert!(text.contains(
             r#"vmcp_normalizer_admission_requests_total{kind="ConfigMap",operation="CREATE",outcome="patched"} 1"#
@@ -212,6 +247,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"vmcp_normalizer_cert_reloads_total{result="failed"} 1"#));
+        assert!(text.contains(r#"vmcp_normalizer_configmap_lookups_total{outcome="not_found"} 1"#));
+        assert!(text.contains(
+            r#"vmcp_normalizer_configmap_lookup_duration_seconds_bucket{le="0.0001"} 1"#
+        ));
         assert!(text.contains("vmcp_normalizer_cert_not_after_timestamp_seconds 1900000000"));
         assert!(text.ends_with("# EOF\n"));
     }

@@ -16,6 +16,7 @@ use super::reload::ReloadOptions;
 use super::tls::TlsFiles;
 use super::{ServeError, Server, ServerOptions};
 use crate::admission::Admission;
+use crate::checksum_sync::RunconfigChecksumSync;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,6 +60,12 @@ pub struct ServeArgs {
     /// How often to re-read the certificate files even without a file event.
     #[arg(long, env = "VMCP_NORMALIZER_TLS_POLL_INTERVAL", default_value = "30s", value_parser = parse_go_duration)]
     pub tls_poll_interval: Duration,
+
+    /// Kubeconfig for the live ConfigMap reads of Deployment reviews, when
+    /// running outside a cluster. Without it: the KUBECONFIG files, else the
+    /// pod's ServiceAccount, else ~/.kube/config, else no lookups.
+    #[arg(long, env = "VMCP_NORMALIZER_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -100,7 +107,10 @@ fn serve(args: ServeArgs) -> Result<(), ServeError> {
         .build()
         .map_err(ServeError::Runtime)?;
     runtime.block_on(async move {
-        let admission = Admission::new(Arc::new(Metrics::new()));
+        let metrics = Arc::new(Metrics::new());
+        let deployments =
+            RunconfigChecksumSync::connect(args.kubeconfig.as_deref(), metrics.clone()).await?;
+        let admission = Admission::new(metrics).with_deployment_mutator(Arc::new(deployments));
         // Certificate first: a bad pair must fail before anything binds.
         let server = Server::new(args.server_options(), admission)?;
         let listener = bind("webhook", args.listen).await?;
@@ -181,6 +191,7 @@ mod tests {
         assert_eq!(cli.serve.log_format, LogFormat::Text);
         assert_eq!(cli.serve.drain_timeout, Duration::from_secs(5));
         assert_eq!(cli.serve.tls_poll_interval, Duration::from_secs(30));
+        assert_eq!(cli.serve.kubeconfig, None);
         assert!(Cli::try_parse_from(["x", "--tls-cert=a"]).is_err());
     }
 }

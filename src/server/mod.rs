@@ -63,6 +63,9 @@ impl ServerOptions {
 pub enum ServeError {
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The Kubernetes API client for ConfigMap lookups cannot be set up.
+    #[error(transparent)]
+    ApiAccess(#[from] crate::lookup::ApiAccessError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         what: &'static str,
