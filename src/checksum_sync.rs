@@ -73,7 +73,7 @@ impl RunconfigChecksumSync {
         match crate::lookup::client_config(kubeconfig).await? {
             ClientConfig::Found { config, access } => {
                 tracing::info!(api_server = %config.cluster_url, %access, "ConfigMap lookups configured");
-                Ok(Self::new(ConfigMapLookup::from_config(config)?, metrics))
+                Ok(Self::new(ConfigMapLookup::from_config(*config)?, metrics))
             }
             ClientConfig::Absent { why } => {
                 tracing::warn!(

@@ -226,7 +226,7 @@ pub enum ApiAccessError {
 #[derive(Debug)]
 pub enum ClientConfig {
     Found {
-        config: kube::Config,
+        config: Box<kube::Config>,
         access: ApiAccess,
     },
     /// No configuration anywhere (a local run without a cluster), and why.
@@ -240,7 +240,10 @@ pub enum ClientConfig {
 pub async fn client_config(kubeconfig: Option<&Path>) -> Result<ClientConfig, ApiAccessError> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let options = KubeConfigOptions::default();
-    let found = |config, access| ClientConfig::Found { config, access };
+    let found = |config, access| ClientConfig::Found {
+        config: Box::new(config),
+        access,
+    };
     if let Some(path) = kubeconfig {
         let access = ApiAccess::KubeconfigFlag(path.to_owned());
         let loaded = match Kubeconfig::read_from(path) {

@@ -3,6 +3,8 @@
 //! only the test CA, and AdmissionReview fixtures.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod apiserver;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

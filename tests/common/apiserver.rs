@@ -1,0 +1,560 @@
+//! An in-process stand-in for the Kubernetes API server, for hermetic tests.
+//!
+//! HTTPS on `127.0.0.1:0` with its own CA, bearer-token authentication, and an
+//! in-memory object store keyed by API path
+//! (`/api/v1/namespaces/ns/configmaps/name`,
+//! `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/name`, ...).
+//! Clients reach it through a kubeconfig file like any real cluster.
+//!
+//! It answers the way kube-apiserver does: `application/json` bodies, objects
+//! as stored, and errors as `kind: Status` objects (`apiVersion: v1`,
+//! `status: Failure`, `reason`, `code`, `details`, and the real message text).
+//! Faults can be injected per method and path: any Status answer, an answer
+//! that never comes, or a delay.
+//!
+//! Only GET is served so far; other methods get the apiserver's 405. To add a
+//! verb, add an arm to [`State::answer`]: the request body is already read and
+//! the store, resource versions and Status builders are there to use.
+//!
+//! Shared by the tests (`mod common`) and the benchmark's standalone stand-in
+//! (`examples/apiserver-standin.rs`, which includes this file by path).
+#![allow(dead_code)] // each user needs a different part
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+/// The bearer token the stand-in accepts (any other gets 401).
+pub const TOKEN: &str = "standin-token-0123456789";
+/// The user the token stands for, as it appears in Forbidden messages.
+pub const USER: &str = "system:serviceaccount:vmcp-normalizer:vmcp-normalizer";
+
+/// Something to answer instead of the normal result.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this `Status` (its `code` is the HTTP status).
+    Status(Value),
+    /// Accept the request and never answer it.
+    Hang,
+    /// Answer normally, this much later.
+    Delay(Duration),
+}
+
+/// One request as the stand-in received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// The bearer token, when the request carried one.
+    pub token: Option<String>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// A running stand-in; stops (and drops every open connection) when dropped.
+pub struct ApiServer {
+    addr: SocketAddr,
+    ca_pem: String,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ApiServer {
+    /// Start on `127.0.0.1:0`.
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().expect("address")).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (ca_pem, tls) = tls_config();
+        let listener = TcpListener::bind(addr).await.expect("bind the stand-in");
+        let addr = listener.local_addr().expect("stand-in address");
+        let state = Arc::new(State::default());
+        let task = tokio::spawn(serve(listener, TlsAcceptor::from(tls), state.clone()));
+        Self {
+            addr,
+            ca_pem,
+            state,
+            task,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// PEM of the CA that signed the stand-in's serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A kubeconfig for this stand-in: its URL, its CA as
+    /// `certificate-authority-data`, and the bearer token.
+    pub fn kubeconfig(&self) -> String {
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: standin
+  cluster:
+    server: {url}
+    certificate-authority-data: {ca}
+users:
+- name: standin
+  user:
+    token: {TOKEN}
+contexts:
+- name: standin
+  context:
+    cluster: standin
+    user: standin
+    namespace: default
+current-context: standin
+",
+            url = self.url()
+        )
+    }
+
+    /// Write [`Self::kubeconfig`] to `dir/kubeconfig` and return the path.
+    pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, self.kubeconfig()).expect("write kubeconfig");
+        path
+    }
+
+    /// Store `object` at its API path (from apiVersion, kind, namespace and
+    /// name), stamped with a new `resourceVersion` (and a `uid` and
+    /// `creationTimestamp` if it has none), as the apiserver would. Returns
+    /// the path.
+    pub fn insert(&self, object: Value) -> String {
+        let path = object_path(&object).expect("apiVersion, kind and name of a known kind");
+        self.put(&path, object);
+        path
+    }
+
+    /// Store `object` at `path` as is but for the stamped metadata.
+    pub fn put(&self, path: &str, mut object: Value) {
+        self.state.stamp(&mut object);
+        self.state.objects().insert(path.to_owned(), object);
+    }
+
+    pub fn remove(&self, path: &str) -> Option<Value> {
+        self.state.objects().remove(path)
+    }
+
+    /// The object stored at `path`.
+    pub fn object(&self, path: &str) -> Option<Value> {
+        self.state.objects().get(path).cloned()
+    }
+
+    /// Answer every `method` request for `path` with `fault` until cleared.
+    pub fn fail(&self, method: &str, path: &str, fault: Fault) {
+        self.state
+            .faults()
+            .insert((method.to_owned(), path.to_owned()), fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.state.faults().clear();
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests().clone()
+    }
+
+    /// How many `method` requests for `path` were received.
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        self.state
+            .requests()
+            .iter()
+            .filter(|request| request.method == method && request.path == path)
+            .count()
+    }
+}
+
+/// The API path of a namespaced core object.
+pub fn core_path(resource: &str, namespace: &str, name: &str) -> String {
+    format!("/api/v1/namespaces/{namespace}/{resource}/{name}")
+}
+
+pub fn configmap_path(namespace: &str, name: &str) -> String {
+    core_path("configmaps", namespace, name)
+}
+
+/// Kinds the stand-in knows: kind, plural resource, namespaced.
+const KINDS: &[(&str, &str, bool)] = &[
+    ("ConfigMap", "configmaps", true),
+    ("Secret", "secrets", true),
+    ("Deployment", "deployments", true),
+    (
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        false,
+    ),
+];
+
+/// Where the apiserver serves `object`: `/api/v1/...` for the core group,
+/// `/apis/<group>/<version>/...` for the others.
+pub fn object_path(object: &Value) -> Option<String> {
+    let field = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    let api_version = field("/apiVersion")?;
+    let kind = field("/kind")?;
+    let name = field("/metadata/name")?;
+    let (_, resource, namespaced) = KINDS.iter().find(|(k, _, _)| *k == kind)?;
+    let prefix = if api_version.contains('/') {
+        format!("/apis/{api_version}")
+    } else {
+        format!("/api/{api_version}")
+    };
+    Some(if *namespaced {
+        let namespace = field("/metadata/namespace")?;
+        format!("{prefix}/namespaces/{namespace}/{resource}/{name}")
+    } else {
+        format!("{prefix}/{resource}/{name}")
+    })
+}
+
+/// A request path split the way the apiserver routes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRef {
+    /// API group; empty for the core group.
+    pub group: String,
+    pub resource: String,
+    pub namespace: Option<String>,
+    /// `None` for a collection.
+    pub name: Option<String>,
+}
+
+impl ResourceRef {
+    pub fn parse(path: &str) -> Option<Self> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (group, rest) = match segments.as_slice() {
+            ["api", "v1", rest @ ..] => ("", rest),
+            ["apis", group, _version, rest @ ..] => (*group, rest),
+            _ => return None,
+        };
+        let (namespace, rest) = match rest {
+            ["namespaces", namespace, rest @ ..] if !rest.is_empty() => (Some(*namespace), rest),
+            rest => (None, rest),
+        };
+        let (resource, name) = match rest {
+            [resource] => (*resource, None),
+            [resource, name] => (*resource, Some(*name)),
+            _ => return None,
+        };
+        Some(Self {
+            group: group.to_owned(),
+            resource: resource.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            name: name.map(str::to_owned),
+        })
+    }
+
+    /// `configmaps` or `deployments.apps`, as messages name a resource.
+    pub fn qualified_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+
+    /// The `details` of a Status about this object.
+    pub fn details(&self) -> Value {
+        let mut details = json!({"name": self.name.clone().unwrap_or_default()});
+        if !self.group.is_empty() {
+            details["group"] = json!(self.group);
+        }
+        details["kind"] = json!(self.resource);
+        details
+    }
+}
+
+/// A `kind: Status` failure exactly as kube-apiserver writes it.
+pub fn status(code: u16, reason: &str, message: &str, details: Option<Value>) -> Value {
+    let mut status = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+    });
+    if let Some(details) = details {
+        status["details"] = details;
+    }
+    status["code"] = json!(code);
+    status
+}
+
+/// `configmaps "x" not found` (404 NotFound).
+pub fn not_found(object: &ResourceRef) -> Value {
+    let name = object.name.as_deref().unwrap_or("");
+    status(
+        404,
+        "NotFound",
+        &format!("{} \"{name}\" not found", object.qualified_resource()),
+        Some(object.details()),
+    )
+}
+
+/// What RBAC answers when the user may not `verb` the object (403 Forbidden).
+pub fn forbidden(verb: &str, object: &ResourceRef) -> Value {
+    let name = object.name.as_deref().unwrap_or("");
+    let scope = match &object.namespace {
+        Some(namespace) => format!(" in the namespace \"{namespace}\""),
+        None => " at the cluster scope".to_owned(),
+    };
+    status(
+        403,
+        "Forbidden",
+        &format!(
+            "{} \"{name}\" is forbidden: User \"{USER}\" cannot {verb} resource \"{}\" in API group \"{}\"{scope}",
+            object.qualified_resource(),
+            object.resource,
+            object.group
+        ),
+        Some(object.details()),
+    )
+}
+
+/// A 500 InternalError with its cause, as when etcd is unhappy.
+pub fn internal_error(cause: &str) -> Value {
+    status(
+        500,
+        "InternalError",
+        &format!("Internal error occurred: {cause}"),
+        Some(json!({"causes": [{"message": cause}]})),
+    )
+}
+
+/// The faults for a GET of `path`, ready to inject: 403 Forbidden as RBAC
+/// writes it for a `get`.
+pub fn forbidden_get(path: &str) -> Fault {
+    let object = ResourceRef::parse(path).expect("an API object path");
+    Fault::Status(forbidden("get", &object))
+}
+
+#[derive(Default)]
+struct State {
+    objects: Mutex<BTreeMap<String, Value>>,
+    faults: Mutex<BTreeMap<(String, String), Fault>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    resource_version: AtomicU64,
+}
+
+/// A poisoned lock only means another test thread panicked; the data is
+/// still what it was.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl State {
+    fn objects(&self) -> MutexGuard<'_, BTreeMap<String, Value>> {
+        lock(&self.objects)
+    }
+
+    fn faults(&self) -> MutexGuard<'_, BTreeMap<(String, String), Fault>> {
+        lock(&self.faults)
+    }
+
+    fn requests(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
+        lock(&self.requests)
+    }
+
+    /// A new resourceVersion, and the fields the apiserver sets on create.
+    fn stamp(&self, object: &mut Value) {
+        let version = self.resource_version.fetch_add(1, Ordering::Relaxed) + 1000;
+        let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+            return;
+        };
+        metadata.insert("resourceVersion".into(), json!(version.to_string()));
+        metadata
+            .entry("uid")
+            .or_insert_with(|| json!(format!("00000000-0000-4000-8000-{version:012}")));
+        metadata
+            .entry("creationTimestamp")
+            .or_insert_with(|| json!("2026-11-25T06:00:00Z"));
+    }
+
+    async fn handle(&self, request: Request<Body>) -> Response {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+            .await
+            .unwrap_or_default();
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        let recorded = RecordedRequest {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            token: token.clone(),
+            content_type: parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
+            body: body.to_vec(),
+        };
+        self.requests().push(recorded);
+
+        if token.as_deref() != Some(TOKEN) {
+            return json_response(&status(401, "Unauthorized", "Unauthorized", None));
+        }
+        let fault = self
+            .faults()
+            .get(&(parts.method.to_string(), parts.uri.path().to_owned()))
+            .cloned();
+        match fault {
+            Some(Fault::Status(status)) => return json_response(&status),
+            Some(Fault::Hang) => std::future::pending::<()>().await,
+            Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+            None => {}
+        }
+        self.answer(&parts.method, parts.uri.path(), &body)
+    }
+
+    /// The normal answer to a request.
+    fn answer(&self, method: &Method, path: &str, _body: &Bytes) -> Response {
+        let Some(object) = ResourceRef::parse(path) else {
+            return json_response(&status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                Some(json!({})),
+            ));
+        };
+        match (method, &object.name) {
+            (&Method::GET, Some(_)) => match self.objects().get(path) {
+                Some(stored) => json_response_with(StatusCode::OK, stored),
+                None => json_response(&not_found(&object)),
+            },
+            _ => json_response(&status(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+                Some(json!({})),
+            )),
+        }
+    }
+}
+
+/// A Status answer, with its `code` as the HTTP status.
+fn json_response(status: &Value) -> Response {
+    let code = status["code"]
+        .as_u64()
+        .and_then(|code| u16::try_from(code).ok())
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response_with(code, status)
+}
+
+fn json_response_with(code: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (
+        code,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Accept loop; every connection task is aborted with it.
+async fn serve(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<State>) {
+    let router = axum::Router::new().fallback(move |request: Request<Body>| {
+        let state = state.clone();
+        async move { state.handle(request).await }
+    });
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let acceptor = acceptor.clone();
+                let router = router.clone();
+                connections.spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    let Ok(tls) = acceptor.accept(stream).await else { return };
+                    let service = TowerToHyperService::new(router);
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+/// A fresh CA and a serving certificate for 127.0.0.1 and localhost.
+fn tls_config() -> (String, Arc<rustls::ServerConfig>) {
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "kube-apiserver stand-in CA");
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("serving key");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("serving params");
+    let cert = params
+        .signed_by(&key, &issuer)
+        .expect("serving certificate");
+
+    let chain = vec![CertificateDer::from(cert.der().to_vec())];
+    let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key PEM");
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("serving certificate and key");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    (ca_cert.pem(), Arc::new(config))
+}
