@@ -4,6 +4,9 @@
 //! - `buggy.json`: the fixture vMCP ConfigMap in buggy order (a patch comes back)
 //! - `canonical.json`: the normalized fixture (no patch)
 //! - `not-vmcp.json`: the buggy fixture without the vMCP label (same size, no patch)
+//! - `deployment.json`: the fixture vMCP Deployment (bench/deployments.sh): its
+//!   checksum is the buggy ConfigMap's, so with that ConfigMap stored the
+//!   webhook reads it live and patches the checksum to the canonical one
 
 use std::path::{Path, PathBuf};
 
@@ -18,8 +21,12 @@ fn fixture(name: &str) -> Result<Value, Box<dyn std::error::Error>> {
 
 /// An UPDATE review as the apiserver sends it for an operator's write.
 fn review(object: &Value) -> Value {
-    let gvk = json!({"group": "", "version": "v1", "kind": "ConfigMap"});
-    let gvr = json!({"group": "", "version": "v1", "resource": "configmaps"});
+    let (group, kind, resource) = match object["kind"].as_str() {
+        Some("Deployment") => ("apps", "Deployment", "deployments"),
+        _ => ("", "ConfigMap", "configmaps"),
+    };
+    let gvk = json!({"group": group, "version": "v1", "kind": kind});
+    let gvr = json!({"group": group, "version": "v1", "resource": resource});
     json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -48,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let buggy = fixture("vmcp-configmap.yaml")?;
     let canonical = fixture("vmcp-configmap.normalized.yaml")?;
+    let deployment = fixture("vmcp-deployment.yaml")?;
     let mut not_vmcp = buggy.clone();
     if let Some(labels) = not_vmcp
         .pointer_mut("/metadata/labels")
@@ -60,6 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("buggy", &buggy),
         ("canonical", &canonical),
         ("not-vmcp", &not_vmcp),
+        ("deployment", &deployment),
     ] {
         let path = dir.join(format!("{name}.json"));
         std::fs::write(&path, serde_json::to_vec(&review(object))?)?;

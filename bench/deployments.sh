@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Load benchmark of Deployment reviews with the live ConfigMap lookup
+# (BENCHMARKS.md, "Deployment reviews with the live ConfigMap lookup").
+#
+# Release build, dev certificate, the Kubernetes API stand-in of the tests as
+# a process (examples/apiserver-standin.rs) holding the fixture ConfigMap in
+# buggy order, the server pointed at it with --kubeconfig, and h2load (Debian:
+# apt-get install -y nghttp2-client) on the same machine, HTTP/2 over TLS with
+# keep-alive. Every review costs one GET to the stand-in (HTTPS, pooled), a
+# normalization of the ConfigMap, and a patch of the pod-template checksum.
+#
+#   bench/deployments.sh                     # 200 req/s for 30 s, then max
+#   RATE_SECONDS=10 bench/deployments.sh     # quicker
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RATE=${RATE:-200}
+RATE_SECONDS=${RATE_SECONDS:-30}
+REQUESTS=${REQUESTS:-20000}
+PORT=${PORT:-18443}
+ADMIN_PORT=${ADMIN_PORT:-18080}
+API_PORT=${API_PORT:-16443}
+OUT=${OUT:-$(mktemp -d)}
+
+command -v h2load >/dev/null || { echo "h2load not found: apt-get install -y nghttp2-client" >&2; exit 1; }
+
+cargo build --release --quiet --bin vmcp-normalizer \
+    --example dev-certs --example bench-reviews --example apiserver-standin
+target/release/examples/dev-certs "$OUT/certs" >/dev/null
+target/release/examples/bench-reviews "$OUT" >/dev/null
+
+target/release/examples/apiserver-standin "$OUT" "$API_PORT" >"$OUT/standin.log" 2>&1 &
+STANDIN=$!
+trap 'kill "$SERVER" "$STANDIN" 2>/dev/null || true' EXIT
+SERVER=
+for _ in $(seq 100); do [ -s "$OUT/kubeconfig" ] && break; sleep 0.1; done
+
+target/release/vmcp-normalizer serve \
+    --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
+    --tls-cert "$OUT/certs/tls.crt" --tls-key "$OUT/certs/tls.key" \
+    --kubeconfig "$OUT/kubeconfig" --log-format json >"$OUT/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null
+
+URL="https://127.0.0.1:$PORT/mutate?timeout=10s"
+mkdir -p "$OUT/deployment"
+
+# The answer must carry the checksum patch (so the lookup really happened).
+answer=$(curl -fsS --cacert "$OUT/certs/ca.crt" -H 'content-type: application/json' \
+    --data-binary "@$OUT/deployment.json" "$URL")
+grep -q '"patchType":"JSONPatch"' <<<"$answer" || { echo "no patch: $answer" >&2; exit 1; }
+
+# p50/p99/max (ms) from an h2load --log-file (start µs, status, duration µs);
+# fails when any request did not get a 200.
+percentiles() {
+    python3 - "$1" <<'PY'
+import sys
+rows = [line.split() for line in open(sys.argv[1])]
+bad = [r for r in rows if r[1] != "200"]
+if bad:
+    sys.exit(f"{len(bad)} of {len(rows)} requests did not get 200")
+d = sorted(int(r[2]) for r in rows)
+pick = lambda q: d[min(len(d) - 1, int(q * len(d)))] / 1000
+print(f"n={len(d)} p50={pick(0.50):.3f}ms p99={pick(0.99):.3f}ms max={d[-1]/1000:.3f}ms")
+PY
+}
+
+run() { # name, h2load args...
+    local name=$1; shift
+    h2load -t 1 -H 'content-type: application/json' --log-file "$OUT/$name.log" "$@" \
+        -d "$OUT/deployment.json" "$URL" >"$OUT/$name.txt"
+    local rate
+    rate=$(grep -o 'finished in [^,]*, [0-9.]* req/s' "$OUT/$name.txt")
+    grep -q "status codes: [0-9]* 2xx, 0 3xx, 0 4xx, 0 5xx" "$OUT/$name.txt" \
+        || { cat "$OUT/$name.txt"; exit 1; }
+    printf '%-26s %-36s %s\n' "$name" "$rate" "$(percentiles "$OUT/$name.log")"
+}
+
+# Warm-up: TLS to the stand-in, the client pool, page faults.
+h2load -t 1 -n 2000 -c 1 -m 4 -H 'content-type: application/json' -d "$OUT/deployment.json" "$URL" >/dev/null
+
+echo "== fixed rate: $RATE req/s for ${RATE_SECONDS}s, one connection, evenly paced (up to 16 in flight)"
+run "deployment/${RATE}rps" -n $((RATE * RATE_SECONDS)) -c 1 -m 16 --rps "$RATE"
+echo "== fixed rate: $RATE req/s for ${RATE_SECONDS}s, bursts: 10 connections x $((RATE / 10)) req/s firing together"
+run "deployment/${RATE}rps-burst" -n $((RATE * RATE_SECONDS)) -c 10 -m 1 --rps $((RATE / 10))
+echo "== max throughput: $REQUESTS requests, 4 connections x 8 streams"
+run "deployment/max" -n "$REQUESTS" -c 4 -m 8
+
+echo "== lookups (server /metrics)"
+curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | grep -E '^vmcp_normalizer_(configmap_lookups_total|configmap_lookup_duration_seconds_(sum|count)|admission_requests_total\{kind="Deployment")'
+echo "== server memory after the runs"
+grep -E 'VmRSS|VmHWM' "/proc/$SERVER/status"
+echo "raw output in $OUT"
