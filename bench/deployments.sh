@@ -83,8 +83,11 @@ run() { # name, h2load args...
 # Warm-up: TLS to the stand-in, the client pool, page faults.
 h2load -t 1 -n 2000 -c 1 -m 4 -H 'content-type: application/json' -d "$OUT/deployment.json" "$URL" >/dev/null
 
-echo "== fixed rate: $RATE req/s for ${RATE_SECONDS}s, one connection, evenly paced (up to 16 in flight)"
-run "deployment/${RATE}rps" -n $((RATE * RATE_SECONDS)) -c 1 -m 16 --rps "$RATE"
+# h2load paces each connection on its own timer, all started together. With -m
+# above 1 on one connection its rate mode adds about a millisecond of its own
+# to every request, so the evenly paced run keeps one request in flight.
+echo "== fixed rate: $RATE req/s for ${RATE_SECONDS}s, one connection, evenly paced"
+run "deployment/${RATE}rps" -n $((RATE * RATE_SECONDS)) -c 1 -m 1 --rps "$RATE"
 echo "== fixed rate: $RATE req/s for ${RATE_SECONDS}s, bursts: 10 connections x $((RATE / 10)) req/s firing together"
 run "deployment/${RATE}rps-burst" -n $((RATE * RATE_SECONDS)) -c 10 -m 1 --rps $((RATE / 10))
 echo "== max throughput: $REQUESTS requests, 4 connections x 8 streams"

@@ -57,15 +57,15 @@ impl LookupError {
         }
     }
 
-    /// The same as a refusal reason (`lookup_<label>`), for the admission metrics.
+    /// The admission refusal reason for this failure: `lookup_<metric label>`.
     pub fn refusal_reason(&self) -> &'static str {
-        match self.metric_label() {
-            "not_found" => "lookup_not_found",
-            "forbidden" => "lookup_forbidden",
-            "timeout" => "lookup_timeout",
-            "unavailable" => "lookup_unavailable",
-            "rejected" => "lookup_rejected",
-            _ => "lookup_invalid",
+        match self {
+            LookupError::NotFound => "lookup_not_found",
+            LookupError::Forbidden { .. } => "lookup_forbidden",
+            LookupError::Timeout(_) => "lookup_timeout",
+            LookupError::ServerError { .. } | LookupError::Connection(_) => "lookup_unavailable",
+            LookupError::Rejected { .. } => "lookup_rejected",
+            LookupError::Invalid(_) => "lookup_invalid",
         }
     }
 
@@ -308,6 +308,7 @@ mod tests {
         for (error, label, reason) in cases {
             assert_eq!(error.metric_label(), label, "{error}");
             assert_eq!(error.refusal_reason(), reason, "{error}");
+            assert_eq!(reason, format!("lookup_{label}"));
             assert!(error.describe().len() < 40);
         }
     }

@@ -361,8 +361,8 @@ pub fn internal_error(cause: &str) -> Value {
     )
 }
 
-/// The faults for a GET of `path`, ready to inject: 403 Forbidden as RBAC
-/// writes it for a `get`.
+/// A fault for GETs of `path`: the 403 Forbidden RBAC answers when the user
+/// has no `get` on the resource.
 pub fn forbidden_get(path: &str) -> Fault {
     let object = ResourceRef::parse(path).expect("an API object path");
     Fault::Status(forbidden("get", &object))
