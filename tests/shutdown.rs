@@ -381,7 +381,7 @@ fn binary_fails_fast_before_binding_on_bad_certificates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_second_signal_exits_without_waiting_for_the_drain() {
     use rustls_pki_types::pem::PemObject as _;
-    use tokio::io::AsyncWriteExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     common::install_crypto_provider();
     let pki = Pki::new();
@@ -413,11 +413,29 @@ async fn binary_second_signal_exits_without_waiting_for_the_drain() {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
+    // `expect: 100-continue`: the server says "100 Continue" once the handler
+    // reads the body, so we know the request is in flight before signalling.
     tls.write_all(
-        b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"apiVers",
+        b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\nexpect: 100-continue\r\n\r\n",
     )
     .await
     .unwrap();
+    tls.flush().await.unwrap();
+    let mut interim = Vec::new();
+    while !String::from_utf8_lossy(&interim).contains("100 Continue\r\n\r\n") {
+        let mut buffer = [0u8; 256];
+        let read = tokio::time::timeout(WAIT, tls.read(&mut buffer))
+            .await
+            .expect("100 Continue in time")
+            .unwrap();
+        assert!(
+            read > 0,
+            "connection closed: {:?}",
+            String::from_utf8_lossy(&interim)
+        );
+        interim.extend_from_slice(&buffer[..read]);
+    }
+    tls.write_all(b"{\"apiVers").await.unwrap();
     tls.flush().await.unwrap();
 
     process.signal("TERM");
