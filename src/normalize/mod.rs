@@ -10,6 +10,7 @@ use serde_json::Value;
 mod backends;
 mod configmap;
 mod deployment;
+mod fast_yaml;
 mod yaml_doc;
 
 pub use backends::{Reordered, sort_backends};

@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span};
 
+use super::fast_yaml;
 use super::{Refusal, RefusalReason};
 
 /// The key whose sequence is a set.
@@ -110,17 +111,26 @@ pub fn parse(text: &str) -> Result<Document<'_>, Refusal> {
         item_first_events: Vec::new(),
         multiline_scalars: Vec::new(),
     };
-    for next in Parser::new_from_str(text) {
-        let (event, span) = next.map_err(|error| Refusal {
-            reason: RefusalReason::InvalidYaml,
-            detail: format!(
-                "line {} column {}: {}",
-                error.marker().line(),
-                error.marker().col() + 1,
-                error.info()
-            ),
-        })?;
-        reader.read(event, span)?;
+    match fast_yaml::events(text) {
+        Some(events) => {
+            for (event, span) in events {
+                reader.read(event, span)?;
+            }
+        }
+        None => {
+            for next in Parser::new_from_str(text) {
+                let (event, span) = next.map_err(|error| Refusal {
+                    reason: RefusalReason::InvalidYaml,
+                    detail: format!(
+                        "line {} column {}: {}",
+                        error.marker().line(),
+                        error.marker().col() + 1,
+                        error.info()
+                    ),
+                })?;
+                reader.read(event, span)?;
+            }
+        }
     }
     Ok(Document {
         events: reader.events,

@@ -1,0 +1,725 @@
+//! A fast reader for the plain block YAML that Go's yaml.v3 writes.
+//!
+//! The normalizer parses every config twice (once to read it, once to prove
+//! the result), and a general YAML parser spends most of a request doing it.
+//! yaml.v3's output uses a small, regular part of YAML: block mappings and
+//! sequences, one-line plain and quoted scalars, literal block scalars, and
+//! `[]`/`{}`. This reader handles exactly that part and produces the same
+//! events saphyr-parser produces for it, with the positions the normalizer
+//! uses. For anything else (comments, anchors, tags, flow collections with
+//! content, escapes, multi-line plain scalars, tabs, non-ASCII text, ...) it
+//! declines, and the caller parses with saphyr-parser instead. Declining is
+//! always safe; the differential tests hold the two readers to the same events.
+
+use std::borrow::Cow;
+
+use saphyr_parser::{Event, Marker, ScalarStyle, Span};
+
+/// One line of the text.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    /// Byte offset of the first character.
+    start: usize,
+    /// Byte offset of the line break (or the end of the text).
+    end: usize,
+    /// Leading spaces.
+    indent: usize,
+    /// 1-based, as saphyr counts.
+    number: usize,
+}
+
+impl Line {
+    fn content(&self) -> usize {
+        self.start + self.indent
+    }
+
+    fn is_blank(&self) -> bool {
+        self.content() == self.end
+    }
+}
+
+/// The events of `text`, or `None` when it is outside the part this reader
+/// handles.
+pub fn events(text: &str) -> Option<Vec<(Event<'_>, Span)>> {
+    if !text.is_ascii() || !text.ends_with('\n') || text.bytes().any(|b| b == b'\t' || b == b'\r') {
+        return None;
+    }
+    let mut reader = Reader {
+        text,
+        lines: split_lines(text),
+        at: 0,
+        events: Vec::with_capacity(text.len() / 12),
+    };
+    reader.document()?;
+    Some(reader.events)
+}
+
+fn split_lines(text: &str) -> Vec<Line> {
+    let bytes = text.as_bytes();
+    let mut lines = Vec::with_capacity(text.len() / 24);
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| start + i);
+        let indent = bytes[start..end].iter().take_while(|&&b| b == b' ').count();
+        lines.push(Line {
+            start,
+            end,
+            indent,
+            number: lines.len() + 1,
+        });
+        start = end + 1;
+    }
+    lines
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    lines: Vec<Line>,
+    /// The current line.
+    at: usize,
+    events: Vec<(Event<'a>, Span)>,
+}
+
+impl<'a> Reader<'a> {
+    fn document(&mut self) -> Option<()> {
+        let origin = Marker::new(0, 1, 0);
+        self.push(Event::StreamStart, origin, origin);
+        self.push(Event::DocumentStart(false), origin, origin);
+        self.skip_blank();
+        let first = *self.lines.get(self.at)?;
+        let content = &self.text[first.content()..first.end];
+        if content.starts_with("---") || content.starts_with("...") || content.starts_with('%') {
+            return None;
+        }
+        self.block_node(first.indent)?;
+        self.skip_blank();
+        if self.at != self.lines.len() {
+            return None;
+        }
+        let end = self.next_token();
+        self.push(Event::DocumentEnd, end, end);
+        self.push(Event::StreamEnd, end, end);
+        Some(())
+    }
+
+    /// A mapping or sequence whose first line (the current one) is indented
+    /// by `indent`.
+    fn block_node(&mut self, indent: usize) -> Option<()> {
+        let line = self.lines[self.at];
+        if line.indent != indent {
+            return None;
+        }
+        if is_entry(self.line_text(&line)) {
+            self.sequence(indent, false)
+        } else {
+            self.mapping(line.content())
+        }
+    }
+
+    /// A block sequence whose dashes stand at column `indent`; `indentless`
+    /// when it is a mapping value at its key's column.
+    fn sequence(&mut self, indent: usize, indentless: bool) -> Option<()> {
+        let first = self.lines[self.at];
+        // saphyr places an indentless sequence at its first item's content.
+        let start = if indentless {
+            let after_dash = first.content() + 1;
+            after_dash
+                + self.text[after_dash..first.end]
+                    .bytes()
+                    .take_while(|&b| b == b' ')
+                    .count()
+        } else {
+            first.content()
+        };
+        let start = self.marker(start);
+        self.push(Event::SequenceStart(0, None), start, start);
+        loop {
+            let line = self.lines[self.at];
+            let text = self.line_text(&line);
+            if text.len() < 2 {
+                return None; // a dash alone on its line
+            }
+            let after_dash = line.content() + 1;
+            let item = after_dash
+                + self.text[after_dash..line.end]
+                    .bytes()
+                    .take_while(|&b| b == b' ')
+                    .count();
+            if item == line.end
+                || self.text[item..line.end].starts_with("- ")
+                || &self.text[item..line.end] == "-"
+            {
+                return None;
+            }
+            if self.entry_key_end(item, line.end).is_some() {
+                self.mapping(item)?;
+            } else {
+                self.inline_value(item, indent)?;
+            }
+            self.skip_blank();
+            match self.lines.get(self.at) {
+                Some(next) if next.indent == indent && is_entry(self.line_text(next)) => continue,
+                Some(next) if next.indent > indent => return None,
+                _ => break,
+            }
+        }
+        let end = self.next_token();
+        self.push(Event::SequenceEnd, end, end);
+        Some(())
+    }
+
+    /// A block mapping whose first key starts at byte `first_key` of the
+    /// current line; later keys stand at the same column.
+    fn mapping(&mut self, first_key: usize) -> Option<()> {
+        let column = first_key - self.lines[self.at].start;
+        let start = self.marker(first_key);
+        self.push(Event::MappingStart(0, None), start, start);
+        let mut key_at = first_key;
+        loop {
+            let line = self.lines[self.at];
+            let colon = self.entry_key_end(key_at, line.end)?;
+            let key = &self.text[key_at..colon];
+            if !plain_ok(key) || key.ends_with(' ') {
+                return None;
+            }
+            self.push_scalar(Cow::Borrowed(key), ScalarStyle::Plain, key_at, colon);
+            let value = colon
+                + 1
+                + self.text[colon + 1..line.end]
+                    .bytes()
+                    .take_while(|&b| b == b' ')
+                    .count();
+            if value < line.end {
+                self.inline_value(value, column)?;
+            } else {
+                self.at += 1;
+                self.skip_blank();
+                match self.lines.get(self.at) {
+                    Some(next) if next.indent > column => self.block_node(next.indent)?,
+                    Some(next) if next.indent == column && is_entry(self.line_text(next)) => {
+                        self.sequence(column, true)?
+                    }
+                    _ => self.push_scalar(Cow::Borrowed(""), ScalarStyle::Plain, colon, colon),
+                }
+            }
+            self.skip_blank();
+            match self.lines.get(self.at) {
+                Some(next) if next.indent == column && !is_entry(self.line_text(next)) => {
+                    key_at = next.content()
+                }
+                Some(next) if next.indent >= column => return None,
+                _ => break,
+            }
+        }
+        let end = self.next_token();
+        self.push(Event::MappingEnd, end, end);
+        Some(())
+    }
+
+    /// The value that starts at byte `at` of the current line, inside a
+    /// collection indented by `parent`. Leaves the current line behind it.
+    fn inline_value(&mut self, at: usize, parent: usize) -> Option<()> {
+        let line = self.lines[self.at];
+        let value = self.text[at..line.end].trim_end_matches(' ');
+        let end = at + value.len();
+        match value.as_bytes()[0] {
+            b'[' | b'{' => {
+                let (open, close) = match value {
+                    "[]" => (Event::SequenceStart(0, None), Event::SequenceEnd),
+                    "{}" => (Event::MappingStart(0, None), Event::MappingEnd),
+                    _ => return None,
+                };
+                self.push(open, self.marker(at), self.marker(at + 1));
+                self.push(close, self.marker(at + 1), self.marker(at + 2));
+            }
+            b'|' => return self.literal(value, parent),
+            b'"' => {
+                let inner = value.strip_prefix('"')?.strip_suffix('"')?;
+                if inner.contains(['"', '\\']) {
+                    return None;
+                }
+                self.push_scalar(Cow::Borrowed(inner), ScalarStyle::DoubleQuoted, at, end);
+            }
+            b'\'' => {
+                let inner = value.strip_prefix('\'')?.strip_suffix('\'')?;
+                if inner.replace("''", "").contains('\'') {
+                    return None;
+                }
+                let unquoted = if inner.contains("''") {
+                    Cow::Owned(inner.replace("''", "'"))
+                } else {
+                    Cow::Borrowed(inner)
+                };
+                self.push_scalar(unquoted, ScalarStyle::SingleQuoted, at, end);
+            }
+            _ => {
+                if !plain_ok(value) || value.contains(": ") || value.ends_with(':') {
+                    return None;
+                }
+                self.push_scalar(Cow::Borrowed(value), ScalarStyle::Plain, at, end);
+            }
+        }
+        self.at += 1;
+        Some(())
+    }
+
+    /// A literal block scalar (`|`, `|-`, `|+`) whose content is indented
+    /// deeper than `parent`.
+    fn literal(&mut self, header: &str, parent: usize) -> Option<()> {
+        let chomp = match header {
+            "|" => Chomp::Clip,
+            "|-" => Chomp::Strip,
+            "|+" => Chomp::Keep,
+            _ => return None, // indentation indicators, folded scalars, comments
+        };
+        self.at += 1;
+        let first = *self.lines.get(self.at)?;
+        if first.is_blank() || first.indent <= parent {
+            return None; // empty or leading-blank scalars: leave them to saphyr
+        }
+        let indent = first.indent;
+        let mut value = String::new();
+        let mut trailing_blanks = 0;
+        while let Some(line) = self.lines.get(self.at) {
+            if line.is_blank() {
+                if line.end - line.start > indent {
+                    return None;
+                }
+                trailing_blanks += 1;
+            } else if line.indent >= indent {
+                for _ in 0..trailing_blanks {
+                    value.push('\n');
+                }
+                trailing_blanks = 0;
+                value.push_str(&self.text[line.start + indent..line.end]);
+                value.push('\n');
+            } else {
+                break;
+            }
+            self.at += 1;
+        }
+        match chomp {
+            Chomp::Clip => {}
+            Chomp::Strip => {
+                value.pop();
+            }
+            Chomp::Keep => value.extend(std::iter::repeat_n('\n', trailing_blanks)),
+        }
+        // Trailing blank lines were read; the next token follows them.
+        let start = self.marker(first.start + indent);
+        let end = self.next_token();
+        self.push(
+            Event::Scalar(Cow::Owned(value), ScalarStyle::Literal, 0, None),
+            start,
+            end,
+        );
+        Some(())
+    }
+
+    /// The byte of the `:` that ends a plain key starting at `from`, when the
+    /// text there is a `key: value` or `key:` entry.
+    fn entry_key_end(&self, from: usize, end: usize) -> Option<usize> {
+        let text = &self.text[from..end];
+        if text.starts_with([
+            '"', '\'', '[', '{', '|', '>', '&', '*', '!', '?', '#', '%', '@', '`',
+        ]) {
+            return None;
+        }
+        let bytes = text.as_bytes();
+        (0..bytes.len())
+            .find(|&i| bytes[i] == b':' && bytes.get(i + 1).is_none_or(|&b| b == b' '))
+            .map(|i| from + i)
+    }
+
+    fn skip_blank(&mut self) {
+        while self.lines.get(self.at).is_some_and(Line::is_blank) {
+            self.at += 1;
+        }
+    }
+
+    /// Where the next token starts: the current line's content, or the end.
+    fn next_token(&self) -> Marker {
+        match self.lines.get(self.at) {
+            Some(line) => self.marker(line.content()),
+            None => Marker::new(self.text.len(), self.lines.len() + 1, 0),
+        }
+    }
+
+    fn line_text(&self, line: &Line) -> &'a str {
+        &self.text[line.content()..line.end]
+    }
+
+    /// The marker of byte `offset`, which lies on the current line or later.
+    fn marker(&self, offset: usize) -> Marker {
+        let mut index = self.at.min(self.lines.len().saturating_sub(1));
+        while index + 1 < self.lines.len() && self.lines[index + 1].start <= offset {
+            index += 1;
+        }
+        while index > 0 && self.lines[index].start > offset {
+            index -= 1;
+        }
+        match self.lines.get(index) {
+            Some(line) => Marker::new(offset, line.number, offset - line.start),
+            None => Marker::new(offset, 1, offset),
+        }
+    }
+
+    fn push(&mut self, event: Event<'a>, start: Marker, end: Marker) {
+        self.events.push((event, Span::new(start, end)));
+    }
+
+    fn push_scalar(&mut self, value: Cow<'a, str>, style: ScalarStyle, start: usize, end: usize) {
+        let (start, end) = (self.marker(start), self.marker(end));
+        self.push(Event::Scalar(value, style, 0, None), start, end);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Chomp {
+    Clip,
+    Strip,
+    Keep,
+}
+
+/// A sequence entry line: `- ...` or a lone `-`.
+fn is_entry(content: &str) -> bool {
+    content == "-" || content.starts_with("- ")
+}
+
+/// One-line plain text this reader reads the way saphyr does: no indicator
+/// in front, no comment, nothing that could start another token.
+fn plain_ok(text: &str) -> bool {
+    let Some(&first) = text.as_bytes().first() else {
+        return false;
+    };
+    let indicator = matches!(
+        first,
+        b'[' | b']'
+            | b'{'
+            | b'}'
+            | b','
+            | b'#'
+            | b'&'
+            | b'*'
+            | b'!'
+            | b'|'
+            | b'>'
+            | b'\''
+            | b'"'
+            | b'%'
+            | b'@'
+            | b'`'
+    );
+    let dash_like =
+        matches!(first, b'-' | b'?' | b':') && text.as_bytes().get(1).is_none_or(|&b| b == b' ');
+    !indicator && !dash_like && !text.contains(" #")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use saphyr_parser::Parser;
+
+    /// saphyr's events for `text` (without positions).
+    fn saphyr(text: &str) -> Vec<Event<'_>> {
+        Parser::new_from_str(text)
+            .map(|e| e.expect("saphyr parses it").0)
+            .collect()
+    }
+
+    fn fast(text: &str) -> Vec<Event<'_>> {
+        events(text)
+            .expect("the fast reader takes it")
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect()
+    }
+
+    #[test]
+    fn the_fixture_config_is_read_like_saphyr_reads_it() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vmcp-configmap.yaml"
+        );
+        let object: serde_json::Value =
+            yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let config = object["data"]["config.yaml"].as_str().unwrap();
+        assert_eq!(fast(config), saphyr(config));
+    }
+
+    #[test]
+    fn yaml_v3_constructs_are_read_like_saphyr_reads_them() {
+        for text in [
+            "a: 1\nb: x y\nc: http://h:80/p#f\n",
+            "a:\nb: []\nc: {}\nd: ''\ne: 'it''s'\nf: \"123\"\ng: \"\"\n",
+            "a:\n    b:\n        c: d\n    e: f\ng: h\n",
+            "s:\n    - name: a\n      url: u\n      metadata:\n        k: v\n    - name: b\n",
+            "s:\n- a\n- b\nt: 1\n",
+            "- a\n- b: c\n  d: e\n-   f: g\n",
+            "l: |\n    one\n\n    two\n      indented\nm: |-\n    x\n\nn: |+\n    y\n\n\no: 1\n",
+            "items:\n    - |\n      text\n    - x\n",
+            "key with spaces: value with spaces  \n",
+            "a: -5\nb: x:y\nc: ':'\nd: a,b\n",
+        ] {
+            assert_eq!(fast(text), saphyr(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn positions_the_normalizer_relies_on() {
+        let text = "name: x\nbackends:\n    - name: b\n      note: |\n        line\n\n    - name: a\nnext: 1\n";
+        let events = events(text).unwrap();
+        let find = |wanted: &Event<'_>| {
+            events
+                .iter()
+                .find(|(e, _)| e == wanted)
+                .map(|(_, s)| *s)
+                .unwrap()
+        };
+        let sequence = find(&Event::SequenceStart(0, None));
+        assert_eq!(
+            (
+                sequence.start.index(),
+                sequence.start.line(),
+                sequence.start.col()
+            ),
+            (22, 3, 4)
+        );
+        let note = find(&Event::Scalar(
+            Cow::Borrowed("line\n"),
+            ScalarStyle::Literal,
+            0,
+            None,
+        ));
+        assert_eq!((note.start.line(), note.start.col()), (5, 8));
+        assert_eq!(
+            note.end.line(),
+            7,
+            "a block scalar ends where the next token starts"
+        );
+        let end = find(&Event::SequenceEnd);
+        assert_eq!(&text[end.start.index()..], "next: 1\n");
+    }
+
+    #[test]
+    fn declines_what_it_does_not_handle() {
+        for text in [
+            "a: 1 # comment\n",
+            "# comment\na: 1\n",
+            "a: &x 1\n",
+            "a: *x\n",
+            "a: !t 1\n",
+            "a: [1]\n",
+            "a: {b: 1}\n",
+            "a: \"esc\\n\"\n",
+            "a: >\n    folded\n",
+            "a: |2\n    x\n",
+            "a: plain\n    continued\n",
+            "---\na: 1\n",
+            "a: 1\n---\nb: 2\n",
+            "a: 1",
+            "a:\t1\n",
+            "a: ü\n",
+            "\"q\": 1\n",
+            "? a\n: b\n",
+            "- - a\n",
+            "-\n  a: 1\n",
+            "a: b: c\n",
+            "scalar\n",
+            "",
+        ] {
+            assert!(events(text).is_none(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_indentation_is_declined_not_misread() {
+        for text in [
+            "a: 1\n  b: 2\n",
+            "a:\n    b: 1\n  c: 2\n",
+            "s:\n    - a\n  - b\n",
+            "- a\nb: 1\n",
+        ] {
+            assert!(events(text).is_none(), "{text:?}");
+        }
+    }
+
+    mod differential {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A YAML value as yaml.v3 would hold it.
+        #[derive(Debug, Clone)]
+        enum Node {
+            Scalar(String),
+            Literal(String, &'static str),
+            EmptySeq,
+            EmptyMap,
+            Map(Vec<(String, Node)>),
+            Seq(Vec<Node>),
+        }
+
+        fn scalar() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z][a-z0-9._/-]{0,12}",
+                "[a-z]{1,5}://[a-z.]{1,10}:[0-9]{2,4}/[a-z#]{0,6}",
+                "[0-9]{1,4}".prop_map(|n| format!("\"{n}\"")),
+                "[a-z ]{0,6}'[a-z]{0,3}".prop_map(|s| format!("'{}'", s.replace('\'', "''"))),
+                Just("''".to_owned()),
+                Just("\"\"".to_owned()),
+                Just("'{workload}_'".to_owned()),
+                Just("-5".to_owned()),
+            ]
+        }
+
+        fn node() -> impl Strategy<Value = Node> {
+            let leaf = prop_oneof![
+                4 => scalar().prop_map(Node::Scalar),
+                // yaml.v3 writes a literal only for text with a first line.
+                1 => ("[a-z][a-z #]{0,7}", prop::collection::vec("[a-z #]{0,8}", 0..3), prop::sample::select(vec!["|", "|-", "|+"]))
+                    .prop_map(|(first, rest, chomp)| Node::Literal(std::iter::once(first).chain(rest).collect::<Vec<_>>().join("\n"), chomp)),
+                1 => Just(Node::EmptySeq),
+                1 => Just(Node::EmptyMap),
+            ];
+            leaf.prop_recursive(4, 40, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(("[a-z][a-zA-Z0-9_./-]{0,10}", inner.clone()), 1..5)
+                        .prop_map(|entries| {
+                            let mut seen = std::collections::BTreeSet::new();
+                            Node::Map(
+                                entries
+                                    .into_iter()
+                                    .filter(|(k, _)| seen.insert(k.clone()))
+                                    .collect(),
+                            )
+                        }),
+                    // The vMCP schema has no list directly inside a list.
+                    prop::collection::vec(inner, 1..4).prop_map(|items| {
+                        Node::Seq(
+                            items
+                                .into_iter()
+                                .map(|item| match item {
+                                    Node::Seq(_) => Node::Map(vec![("nested".to_owned(), item)]),
+                                    other => other,
+                                })
+                                .collect(),
+                        )
+                    }),
+                ]
+            })
+        }
+
+        /// Write `node` as the value of a key (or item) in yaml.v3's style
+        /// (`step` 4, sequences indented under their key) or, with
+        /// `indentless`, hand-written style (sequences at their key's column).
+        fn value(out: &mut String, node: &Node, indent: usize, indentless: bool) {
+            match node {
+                Node::Scalar(text) => out.push_str(&format!(" {text}\n")),
+                Node::EmptySeq => out.push_str(" []\n"),
+                Node::EmptyMap => out.push_str(" {}\n"),
+                Node::Literal(text, chomp) => {
+                    out.push_str(&format!(" {chomp}\n"));
+                    for line in text.split('\n') {
+                        let line = line.trim_end();
+                        if line.trim().is_empty() {
+                            out.push('\n');
+                        } else {
+                            out.push_str(&format!(
+                                "{}{}\n",
+                                " ".repeat(indent + 4),
+                                line.trim_start_matches(' ')
+                            ));
+                        }
+                    }
+                }
+                Node::Map(entries) => {
+                    out.push('\n');
+                    block(out, node, indent + 4, indentless);
+                    let _ = entries;
+                }
+                Node::Seq(_) => {
+                    out.push('\n');
+                    block(
+                        out,
+                        node,
+                        if indentless { indent } else { indent + 4 },
+                        indentless,
+                    );
+                }
+            }
+        }
+
+        fn block(out: &mut String, node: &Node, indent: usize, indentless: bool) {
+            match node {
+                Node::Map(entries) => {
+                    for (i, (key, child)) in entries.iter().enumerate() {
+                        let pad = if i == 0 && out.ends_with("- ") {
+                            0
+                        } else {
+                            indent
+                        };
+                        out.push_str(&format!("{}{key}:", " ".repeat(pad)));
+                        value(out, child, indent, indentless);
+                    }
+                }
+                Node::Seq(items) => {
+                    for item in items {
+                        out.push_str(&format!("{}-", " ".repeat(indent)));
+                        match item {
+                            Node::Map(_) => {
+                                out.push(' ');
+                                block(out, item, indent + 2, indentless);
+                            }
+                            Node::Seq(_) => {
+                                // yaml.v3 writes a nested list on the next line.
+                                out.push('\n');
+                                block(out, item, indent + 2, indentless);
+                            }
+                            other => value(out, other, indent, indentless),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        /// Index, line and column of a marker.
+        type Position = (usize, usize, usize);
+
+        fn with_spans(text: &str) -> Vec<(Event<'_>, Position, Position)> {
+            let at = |m: Marker| (m.index(), m.line(), m.col());
+            Parser::new_from_str(text)
+                .map(|e| e.map(|(e, s)| (e, at(s.start), at(s.end))).unwrap())
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn fast_and_saphyr_agree(root in prop::collection::vec(("[a-z][a-z0-9]{0,6}", node()), 1..6), indentless in any::<bool>()) {
+                let mut seen = std::collections::BTreeSet::new();
+                let root = Node::Map(root.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect());
+                let mut text = String::new();
+                block(&mut text, &root, 0, indentless);
+                let Ok(expected) = std::panic::catch_unwind(|| with_spans(&text)) else {
+                    // The generator wrote something saphyr rejects; the fast
+                    // reader must not accept it either.
+                    prop_assert!(events(&text).is_none(), "{}", text);
+                    return Ok(());
+                };
+                let at = |m: Marker| (m.index(), m.line(), m.col());
+                let Some(fast) = events(&text) else {
+                    // Declining is allowed, but the generator only writes
+                    // what the fast reader is meant to take.
+                    return Err(TestCaseError::fail(format!("declined:\n{text}")));
+                };
+                let fast: Vec<_> = fast.into_iter().map(|(e, s)| (e, at(s.start), at(s.end))).collect();
+                prop_assert_eq!(fast, expected, "{}", text);
+            }
+        }
+    }
+}
