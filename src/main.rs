@@ -14,6 +14,6 @@ fn main() -> ExitCode {
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
         )),
-        Command::Serve(args) => vmcp_normalizer::server::run_serve(args),
+        Command::Serve(args) => vmcp_normalizer::server::run_serve(*args),
     }
 }

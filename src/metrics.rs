@@ -80,6 +80,11 @@ pub struct Metrics {
     pub configmap_lookups: Family<OutcomeLabels, Counter>,
     /// Time of each live ConfigMap read, whatever its outcome.
     pub configmap_lookup_duration: Histogram,
+    /// Self-managed certificate rounds, by outcome (`ok` or the error's
+    /// metric label).
+    pub certificate_store_rounds: Family<OutcomeLabels, Counter>,
+    /// Self-managed certificates this replica issued, by reason.
+    pub certificates_issued: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -148,6 +153,18 @@ impl Metrics {
             Unit::Seconds,
             configmap_lookup_duration.clone(),
         );
+        let certificate_store_rounds = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "certificate_store_rounds",
+            "Self-managed certificate rounds (read, maybe issue, publish), by outcome",
+            certificate_store_rounds.clone(),
+        );
+        let certificates_issued = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "certificates_issued",
+            "Self-managed serving certificates issued by this replica, by reason",
+            certificates_issued.clone(),
+        );
         Self {
             registry,
             admissions,
@@ -159,6 +176,8 @@ impl Metrics {
             cert_not_after,
             configmap_lookups,
             configmap_lookup_duration,
+            certificate_store_rounds,
+            certificates_issued,
         }
     }
 
@@ -189,6 +208,20 @@ impl Metrics {
             .inc();
         self.configmap_lookup_duration
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Count a self-managed certificate round.
+    pub fn certificate_store_round(&self, outcome: &'static str) {
+        self.certificate_store_rounds
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Count a self-managed certificate issued by this replica.
+    pub fn certificate_issued(&self, reason: &'static str) {
+        self.certificates_issued
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Count a request the webhook port answered with an HTTP error.
@@ -236,6 +269,8 @@ mod tests {
         metrics.cert_reload(false);
         metrics.cert_not_after.set(1_900_000_000);
         metrics.configmap_lookup("not_found", std::time::Duration::from_micros(50));
+        metrics.certificate_store_round("ok");
+        metrics.certificate_issued("ca_expiring");
         let text = metrics.encode().expect("encode");
         assert!(text.contains(
             r#"vmcp_normalizer_admission_requests_total{kind="ConfigMap",operation="CREATE",outcome="patched"} 1"#
@@ -252,6 +287,10 @@ mod tests {
             r#"vmcp_normalizer_configmap_lookup_duration_seconds_bucket{le="0.0001"} 1"#
         ));
         assert!(text.contains("vmcp_normalizer_cert_not_after_timestamp_seconds 1900000000"));
+        assert!(text.contains(r#"vmcp_normalizer_certificate_store_rounds_total{outcome="ok"} 1"#));
+        assert!(
+            text.contains(r#"vmcp_normalizer_certificates_issued_total{reason="ca_expiring"} 1"#)
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 }

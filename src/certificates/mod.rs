@@ -4,4 +4,5 @@
 
 pub mod authority;
 pub mod files;
+pub mod self_managed;
 pub mod store;

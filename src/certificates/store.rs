@@ -203,15 +203,17 @@ impl CertificateStore {
             else {
                 return Ok(Publish::NoWebhookConfiguration);
             };
-            let Some(webhooks) = configuration
-                .data
-                .get_mut("webhooks")
-                .and_then(Value::as_array_mut)
-            else {
-                return Err(StoreError::MalformedWebhookConfiguration(
-                    self.webhook_configuration.clone(),
-                    "no webhooks list".to_owned(),
-                ));
+            // `webhooks` is optional: a configuration without any has no
+            // caBundle to keep current.
+            let webhooks = match configuration.data.get_mut("webhooks") {
+                None | Some(Value::Null) => return Ok(Publish::AlreadyCurrent),
+                Some(Value::Array(webhooks)) => webhooks,
+                Some(_) => {
+                    return Err(StoreError::MalformedWebhookConfiguration(
+                        self.webhook_configuration.clone(),
+                        "webhooks is not a list".to_owned(),
+                    ));
+                }
             };
             let mut changed = false;
             for webhook in webhooks.iter_mut() {
@@ -227,7 +229,7 @@ impl CertificateStore {
                 let present = client_config
                     .get("caBundle")
                     .and_then(Value::as_str)
-                    .and_then(|b64| decode_base64(b64))
+                    .and_then(decode_base64)
                     .unwrap_or_default();
                 let wanted = match merge {
                     Merge::Exactly => bundle.to_owned(),

@@ -20,5 +20,5 @@ pub enum Command {
     /// Normalize manifests from files or stdin and write them to stdout.
     Normalize(NormalizeArgs),
     /// Serve the mutating admission webhook over HTTPS.
-    Serve(crate::server::ServeArgs),
+    Serve(Box<crate::server::ServeArgs>),
 }

@@ -10,14 +10,21 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 
 use super::duration::parse_go_duration;
 use super::reload::ReloadOptions;
 use super::tls::TlsFiles;
 use super::{ServeError, Server, ServerOptions};
 use crate::admission::Admission;
+use crate::certificates::authority::Policy;
+use crate::certificates::self_managed::{SelfManagedError, SelfManagedTls, Settings};
 use crate::checksum_sync::RunconfigChecksumSync;
 use crate::metrics::Metrics;
+
+/// How long `serve --self-managed-tls` tries to get its first certificate
+/// before it gives up (and the kubelet restarts it).
+const FIRST_CERTIFICATE_BUDGET: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -33,12 +40,49 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// PEM certificate chain to serve, leaf first (e.g. a Secret's tls.crt).
+    /// With --self-managed-tls: where to write it, `<dir>/tls.crt` of a
+    /// writable directory.
     #[arg(long, env = "VMCP_NORMALIZER_TLS_CERT")]
     pub tls_cert: PathBuf,
 
     /// PEM private key of the certificate (e.g. a Secret's tls.key).
+    /// With --self-managed-tls: `<dir>/tls.key`, beside --tls-cert.
     #[arg(long, env = "VMCP_NORMALIZER_TLS_KEY")]
     pub tls_key: PathBuf,
+
+    /// Keep the serving certificate in a Secret of its own: create a CA and a
+    /// certificate for the Service when missing, renew them ahead of expiry,
+    /// write the CA into the webhook configuration's caBundle, and serve the
+    /// certificate from the --tls-cert/--tls-key directory.
+    #[arg(
+        long,
+        env = "VMCP_NORMALIZER_SELF_MANAGED_TLS",
+        requires_all = ["tls_secret", "webhook_configuration", "service_name", "namespace"]
+    )]
+    pub self_managed_tls: bool,
+
+    /// With --self-managed-tls: the Secret that holds the CA and certificate.
+    #[arg(long, env = "VMCP_NORMALIZER_TLS_SECRET")]
+    pub tls_secret: Option<String>,
+
+    /// With --self-managed-tls: the MutatingWebhookConfiguration whose
+    /// webhooks get the CA as their caBundle.
+    #[arg(long, env = "VMCP_NORMALIZER_WEBHOOK_CONFIGURATION")]
+    pub webhook_configuration: Option<String>,
+
+    /// With --self-managed-tls: the Service the API server calls; the
+    /// certificate is for <service>.<namespace>.svc(.cluster.local).
+    #[arg(long, env = "VMCP_NORMALIZER_SERVICE_NAME")]
+    pub service_name: Option<String>,
+
+    /// With --self-managed-tls: the namespace of the Secret and the Service.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// With --self-managed-tls: how often to re-check the stored certificate
+    /// (renew, adopt another replica's, repair the caBundle).
+    #[arg(long, env = "VMCP_NORMALIZER_CERT_CHECK_INTERVAL", default_value = "10m", value_parser = parse_go_duration)]
+    pub cert_check_interval: Duration,
 
     /// Address of the plain-HTTP admin endpoints: /livez, /readyz, /metrics.
     #[arg(
@@ -82,6 +126,52 @@ impl ServeArgs {
             })
         }
     }
+
+    /// The self-managed certificate settings, when --self-managed-tls is on.
+    pub fn self_managed_settings(&self) -> Result<Option<Settings>, SelfManagedError> {
+        if !self.self_managed_tls {
+            return Ok(None);
+        }
+        let layout_error = || SelfManagedError::FileLayout {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        };
+        // The files are published by swapping a `..data` symlink in their
+        // directory, so both must be the standard names in the same one.
+        let dir = match (self.tls_cert.parent(), self.tls_key.parent()) {
+            (Some(cert_dir), Some(key_dir))
+                if cert_dir == key_dir
+                    && self.tls_cert.file_name() == Some("tls.crt".as_ref())
+                    && self.tls_key.file_name() == Some("tls.key".as_ref()) =>
+            {
+                cert_dir.to_owned()
+            }
+            _ => return Err(layout_error()),
+        };
+        // clap's `requires_all` makes these present; empty is still possible.
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        match (
+            given(&self.namespace),
+            given(&self.tls_secret),
+            given(&self.webhook_configuration),
+            given(&self.service_name),
+        ) {
+            (
+                Some(namespace),
+                Some(secret_name),
+                Some(webhook_configuration),
+                Some(service_name),
+            ) => Ok(Some(Settings {
+                namespace,
+                secret_name,
+                webhook_configuration,
+                service_name,
+                dir,
+                policy: Policy::default(),
+            })),
+            _ => Err(SelfManagedError::MissingSetting),
+        }
+    }
 }
 
 /// The `serve` subcommand: runs until SIGTERM or SIGINT and the drain are
@@ -110,13 +200,42 @@ fn serve(args: ServeArgs) -> Result<(), ServeError> {
         let metrics = Arc::new(Metrics::new());
         let deployments =
             RunconfigChecksumSync::connect(args.kubeconfig.as_deref(), metrics.clone()).await?;
+        let self_managed = match args.self_managed_settings()? {
+            Some(settings) => {
+                let tls =
+                    SelfManagedTls::connect(args.kubeconfig.as_deref(), settings, metrics.clone())
+                        .await?;
+                tls.first_certificate(FIRST_CERTIFICATE_BUDGET).await?;
+                Some(tls)
+            }
+            None => None,
+        };
         let admission = Admission::new(metrics).with_deployment_mutator(Arc::new(deployments));
         // Certificate first: a bad pair must fail before anything binds.
         let server = Server::new(args.server_options(), admission)?;
         let listener = bind("webhook", args.listen).await?;
         let admin_listener = bind("admin", args.admin_listen).await?;
         let shutdown = shutdown_signal().map_err(ServeError::Runtime)?;
-        server.run(listener, admin_listener, shutdown).await
+        let Some(self_managed) = self_managed else {
+            return server.run(listener, admin_listener, shutdown).await;
+        };
+        // Certificate rounds run until shutdown begins, not through the drain.
+        let (stopping_tx, mut stopping) = watch::channel(false);
+        let interval = args.cert_check_interval.max(Duration::from_millis(100));
+        let maintenance = tokio::spawn(self_managed.maintain(
+            interval,
+            time::OffsetDateTime::now_utc,
+            async move {
+                let _ = stopping.wait_for(|stopping| *stopping).await;
+            },
+        ));
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(true);
+        };
+        let result = server.run(listener, admin_listener, shutdown).await;
+        let _ = maintenance.await;
+        result
     })
 }
 
@@ -192,6 +311,65 @@ mod tests {
         assert_eq!(cli.serve.drain_timeout, Duration::from_secs(5));
         assert_eq!(cli.serve.tls_poll_interval, Duration::from_secs(30));
         assert_eq!(cli.serve.kubeconfig, None);
+        assert!(!cli.serve.self_managed_tls);
+        assert_eq!(cli.serve.cert_check_interval, Duration::from_secs(600));
+        assert_eq!(cli.serve.self_managed_settings().unwrap(), None);
         assert!(Cli::try_parse_from(["x", "--tls-cert=a"]).is_err());
+    }
+
+    const SELF_MANAGED: [&str; 7] = [
+        "x",
+        "--tls-cert=/run/tls/tls.crt",
+        "--tls-key=/run/tls/tls.key",
+        "--self-managed-tls",
+        "--tls-secret=wh-tls",
+        "--webhook-configuration=wh",
+        "--service-name=wh-svc",
+    ];
+
+    #[test]
+    fn self_managed_settings() {
+        let cli = Cli::try_parse_from(SELF_MANAGED.iter().chain(&["--namespace=ns"])).unwrap();
+        let settings = cli.serve.self_managed_settings().unwrap().unwrap();
+        assert_eq!(settings.dir, PathBuf::from("/run/tls"));
+        assert_eq!(settings.secret_ref(), "ns/wh-tls");
+        assert_eq!(settings.webhook_configuration, "wh");
+        assert_eq!(
+            settings.dns_names(),
+            ["wh-svc.ns.svc", "wh-svc.ns.svc.cluster.local"]
+        );
+    }
+
+    #[test]
+    fn self_managed_needs_every_setting_and_one_directory() {
+        // Without the namespace (POD_NAMESPACE is not set under cargo test).
+        assert!(Cli::try_parse_from(SELF_MANAGED).is_err());
+        for missing in 4..7 {
+            let mut args = SELF_MANAGED.to_vec();
+            args.remove(missing);
+            args.push("--namespace=ns");
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
+        }
+        for (cert, key) in [
+            ("--tls-cert=/a/tls.crt", "--tls-key=/b/tls.key"),
+            ("--tls-cert=/a/cert.pem", "--tls-key=/a/tls.key"),
+            ("--tls-cert=/a/tls.crt", "--tls-key=/a/key.pem"),
+        ] {
+            let mut args = SELF_MANAGED.to_vec();
+            args[1] = cert;
+            args[2] = key;
+            args.push("--namespace=ns");
+            let cli = Cli::try_parse_from(&args).unwrap();
+            let error = cli.serve.self_managed_settings().unwrap_err();
+            assert!(
+                error.to_string().contains("one writable directory"),
+                "{error}"
+            );
+        }
+        let cli = Cli::try_parse_from(SELF_MANAGED.iter().chain(&["--namespace="])).unwrap();
+        assert!(matches!(
+            cli.serve.self_managed_settings(),
+            Err(SelfManagedError::MissingSetting)
+        ));
     }
 }

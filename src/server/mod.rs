@@ -66,6 +66,9 @@ pub enum ServeError {
     /// The Kubernetes API client for ConfigMap lookups cannot be set up.
     #[error(transparent)]
     ApiAccess(#[from] crate::lookup::ApiAccessError),
+    /// `--self-managed-tls` cannot set up or obtain its certificate.
+    #[error("self-managed TLS: {0}")]
+    SelfManagedTls(#[from] crate::certificates::self_managed::SelfManagedError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         what: &'static str,

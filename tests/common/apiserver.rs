@@ -10,11 +10,16 @@
 //! as stored, and errors as `kind: Status` objects (`apiVersion: v1`,
 //! `status: Failure`, `reason`, `code`, `details`, and the real message text).
 //! Faults can be injected per method and path: any Status answer, an answer
-//! that never comes, or a delay.
+//! that never comes, a delay, or another client's write landing just before
+//! the request; for every request or only the next one.
 //!
-//! Only GET is served so far; other methods get the apiserver's 405. To add a
-//! verb, add an arm to [`State::answer`]: the request body is already read and
-//! the store, resource versions and Status builders are there to use.
+//! Served: GET of an object, POST to a collection (create: 201, or 409
+//! `AlreadyExists`), and PUT of an object (replace: 200; 404 when absent; 409
+//! `Conflict` when `metadata.resourceVersion` is not the stored one), for
+//! namespaced and cluster-scoped kinds alike. Other methods get the
+//! apiserver's 405. To add a verb, add an arm to [`State::answer`]: the
+//! request body is already read and the store, resource versions and Status
+//! builders are there to use.
 //!
 //! Shared by the tests (`mod common`) and the benchmark's standalone stand-in
 //! (`examples/apiserver-standin.rs`, which includes this file by path).
@@ -56,6 +61,10 @@ pub enum Fault {
     Hang,
     /// Answer normally, this much later.
     Delay(Duration),
+    /// Store this object at the request's path first, as if another client's
+    /// write had landed just before this request; then answer normally (a
+    /// PUT carrying the version it read then gets a real 409 `Conflict`).
+    WriteFirst(Value),
 }
 
 /// One request as the stand-in received it.
@@ -181,9 +190,17 @@ current-context: standin
 
     /// Answer every `method` request for `path` with `fault` until cleared.
     pub fn fail(&self, method: &str, path: &str, fault: Fault) {
+        self.state.faults().insert(
+            (method.to_owned(), path.to_owned()),
+            (fault, Repeat::Always),
+        );
+    }
+
+    /// Answer only the next `method` request for `path` with `fault`.
+    pub fn fail_once(&self, method: &str, path: &str, fault: Fault) {
         self.state
             .faults()
-            .insert((method.to_owned(), path.to_owned()), fault);
+            .insert((method.to_owned(), path.to_owned()), (fault, Repeat::Once));
     }
 
     pub fn clear_faults(&self) {
@@ -351,6 +368,37 @@ pub fn forbidden(verb: &str, object: &ResourceRef) -> Value {
     )
 }
 
+/// `secrets "x" already exists` (409 AlreadyExists), for a create.
+pub fn already_exists(object: &ResourceRef) -> Value {
+    let name = object.name.as_deref().unwrap_or("");
+    status(
+        409,
+        "AlreadyExists",
+        &format!("{} \"{name}\" already exists", object.qualified_resource()),
+        Some(object.details()),
+    )
+}
+
+/// The optimistic-concurrency failure of an update at a stale
+/// `resourceVersion` (409 Conflict).
+pub fn conflict(object: &ResourceRef) -> Value {
+    let name = object.name.as_deref().unwrap_or("");
+    status(
+        409,
+        "Conflict",
+        &format!(
+            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+            object.qualified_resource()
+        ),
+        Some(object.details()),
+    )
+}
+
+/// 400 BadRequest with the apiserver's `message`.
+pub fn bad_request(message: &str) -> Value {
+    status(400, "BadRequest", message, None)
+}
+
 /// A 500 InternalError with its cause, as when etcd is unhappy.
 pub fn internal_error(cause: &str) -> Value {
     status(
@@ -368,10 +416,17 @@ pub fn forbidden_get(path: &str) -> Fault {
     Fault::Status(forbidden("get", &object))
 }
 
+/// Whether an injected fault stays until cleared or answers one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Always,
+    Once,
+}
+
 #[derive(Default)]
 struct State {
     objects: Mutex<BTreeMap<String, Value>>,
-    faults: Mutex<BTreeMap<(String, String), Fault>>,
+    faults: Mutex<BTreeMap<(String, String), (Fault, Repeat)>>,
     requests: Mutex<Vec<RecordedRequest>>,
     resource_version: AtomicU64,
 }
@@ -389,7 +444,7 @@ impl State {
         lock(&self.objects)
     }
 
-    fn faults(&self) -> MutexGuard<'_, BTreeMap<(String, String), Fault>> {
+    fn faults(&self) -> MutexGuard<'_, BTreeMap<(String, String), (Fault, Repeat)>> {
         lock(&self.faults)
     }
 
@@ -440,21 +495,41 @@ impl State {
         if token.as_deref() != Some(TOKEN) {
             return json_response(&status(401, "Unauthorized", "Unauthorized", None));
         }
-        let fault = self
-            .faults()
-            .get(&(parts.method.to_string(), parts.uri.path().to_owned()))
-            .cloned();
+        let fault = {
+            let mut faults = self.faults();
+            let key = (parts.method.to_string(), parts.uri.path().to_owned());
+            match faults.get(&key) {
+                Some((_, Repeat::Once)) => faults.remove(&key).map(|(fault, _)| fault),
+                Some((fault, Repeat::Always)) => Some(fault.clone()),
+                None => None,
+            }
+        };
         match fault {
             Some(Fault::Status(status)) => return json_response(&status),
             Some(Fault::Hang) => std::future::pending::<()>().await,
             Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+            Some(Fault::WriteFirst(object)) => {
+                let mut object = object;
+                self.stamp(&mut object);
+                self.objects().insert(parts.uri.path().to_owned(), object);
+            }
             None => {}
         }
-        self.answer(&parts.method, parts.uri.path(), &body)
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok());
+        self.answer(&parts.method, parts.uri.path(), content_type, &body)
     }
 
     /// The normal answer to a request.
-    fn answer(&self, method: &Method, path: &str, _body: &Bytes) -> Response {
+    fn answer(
+        &self,
+        method: &Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: &Bytes,
+    ) -> Response {
         let Some(object) = ResourceRef::parse(path) else {
             return json_response(&status(
                 404,
@@ -468,6 +543,14 @@ impl State {
                 Some(stored) => json_response_with(StatusCode::OK, stored),
                 None => json_response(&not_found(&object)),
             },
+            (&Method::POST, None) => match decode_body(content_type, body) {
+                Ok(body) => self.create(path, object, body),
+                Err(status) => json_response(&status),
+            },
+            (&Method::PUT, Some(_)) => match decode_body(content_type, body) {
+                Ok(body) => self.replace(path, &object, body),
+                Err(status) => json_response(&status),
+            },
             _ => json_response(&status(
                 405,
                 "MethodNotAllowed",
@@ -475,6 +558,109 @@ impl State {
                 Some(json!({})),
             )),
         }
+    }
+}
+
+impl State {
+    /// POST to a collection: store the object under its name, as created.
+    fn create(&self, collection: &str, mut object: ResourceRef, mut body: Value) -> Response {
+        let Some(name) = body.pointer("/metadata/name").and_then(Value::as_str) else {
+            return json_response(&status(
+                422,
+                "Invalid",
+                "metadata.name: Required value: name or generateName is required",
+                None,
+            ));
+        };
+        object.name = Some(name.to_owned());
+        let path = format!("{collection}/{name}");
+        let metadata = &mut body["metadata"];
+        if metadata
+            .get("resourceVersion")
+            .is_some_and(|v| !v.is_null())
+        {
+            return json_response(&bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        if let Some(namespace) = &object.namespace {
+            match metadata.get("namespace").and_then(Value::as_str) {
+                None => metadata["namespace"] = json!(namespace),
+                Some(given) if given == namespace => {}
+                Some(_) => {
+                    return json_response(&bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+            }
+        }
+        let mut objects = self.objects();
+        if objects.contains_key(&path) {
+            return json_response(&already_exists(&object));
+        }
+        self.stamp(&mut body);
+        objects.insert(path, body.clone());
+        json_response_with(StatusCode::CREATED, &body)
+    }
+
+    /// PUT of an object: replace it if the client read the stored version.
+    fn replace(&self, path: &str, object: &ResourceRef, mut body: Value) -> Response {
+        let name = object.name.as_deref().unwrap_or("");
+        let given = body.pointer("/metadata/name").and_then(Value::as_str);
+        if given != Some(name) {
+            return json_response(&bad_request(&format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                given.unwrap_or("")
+            )));
+        }
+        let mut objects = self.objects();
+        let Some(stored) = objects.get(path) else {
+            return json_response(&not_found(object));
+        };
+        let version = |object: &Value| {
+            object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        // No resourceVersion is an unconditional update, which the apiserver
+        // allows; a different one is a stale read.
+        if let Some(read) = version(&body)
+            && Some(&read) != version(stored).as_ref()
+        {
+            return json_response(&conflict(object));
+        }
+        // Fields the server owns survive a replace.
+        for field in ["uid", "creationTimestamp", "namespace"] {
+            if let Some(value) = stored["metadata"].get(field) {
+                body["metadata"][field] = value.clone();
+            }
+        }
+        self.stamp(&mut body);
+        objects.insert(path.to_owned(), body.clone());
+        json_response_with(StatusCode::OK, &body)
+    }
+}
+
+/// A write's body as JSON, or the Status the apiserver answers instead.
+fn decode_body(content_type: Option<&str>, body: &Bytes) -> Result<Value, Value> {
+    let media_type = content_type
+        .and_then(|value| value.split(';').next())
+        .map(str::trim);
+    if media_type != Some("application/json") {
+        return Err(status(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+            None,
+        ));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(object) if object.get("metadata").is_some_and(Value::is_object) => Ok(object),
+        Ok(_) => Err(bad_request("the object has no metadata")),
+        Err(error) => Err(bad_request(&format!(
+            "couldn't get version/kind; json parse error: {error}"
+        ))),
     }
 }
 
