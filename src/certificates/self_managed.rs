@@ -27,6 +27,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// No attempt is started with less time than this left of the budget: it
+/// would only end in a timeout that hides the error worth reporting.
+const MIN_ATTEMPT: Duration = Duration::from_secs(1);
 
 /// Where one installation keeps its certificate, and where this process
 /// writes the files it serves.
@@ -214,7 +217,7 @@ impl SelfManagedTls {
                     }
                 };
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left < backoff + MIN_ATTEMPT {
                 return Err(SelfManagedError::NoCertificate {
                     secret: self.settings.secret_ref(),
                     attempts,
@@ -222,8 +225,8 @@ impl SelfManagedTls {
                     last: Box::new(error),
                 });
             }
-            tracing::warn!(%error, attempt = attempts, retry_in = ?backoff.min(left), "no serving certificate yet");
-            tokio::time::sleep(backoff.min(left)).await;
+            tracing::warn!(%error, attempt = attempts, retry_in = ?backoff, "no serving certificate yet");
+            tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }

@@ -61,9 +61,10 @@ pub enum Fault {
     Hang,
     /// Answer normally, this much later.
     Delay(Duration),
-    /// Store this object at the request's path first, as if another client's
+    /// Store this object at its API path first, as if another client's
     /// write had landed just before this request; then answer normally (a
-    /// PUT carrying the version it read then gets a real 409 `Conflict`).
+    /// PUT carrying the version it read then gets a real 409 `Conflict`, a
+    /// POST of the same name a real 409 `AlreadyExists`).
     WriteFirst(Value),
 }
 
@@ -508,10 +509,10 @@ impl State {
             Some(Fault::Status(status)) => return json_response(&status),
             Some(Fault::Hang) => std::future::pending::<()>().await,
             Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-            Some(Fault::WriteFirst(object)) => {
-                let mut object = object;
+            Some(Fault::WriteFirst(mut object)) => {
+                let path = object_path(&object).unwrap_or_else(|| parts.uri.path().to_owned());
                 self.stamp(&mut object);
-                self.objects().insert(parts.uri.path().to_owned(), object);
+                self.objects().insert(path, object);
             }
             None => {}
         }
