@@ -858,6 +858,8 @@ fn self_managed_server_args_and_env() {
             "--listen=0.0.0.0:8443",
             "--admin-listen=0.0.0.0:8080",
             "--log-format=json",
+            "--tls-cert=/certs/tls.crt",
+            "--tls-key=/certs/tls.key",
             "--self-managed-tls",
             &format!("--tls-secret={FULLNAME}-tls"),
             &format!("--webhook-configuration={FULLNAME}"),
@@ -870,9 +872,16 @@ fn self_managed_server_args_and_env() {
         ns["valueFrom"],
         json!({"fieldRef": {"fieldPath": "metadata.namespace"}})
     );
-    // No certificate volume in this mode: the server holds the pair in memory.
-    assert!(pod_spec(&docs)["volumes"].is_null());
-    assert!(container(&docs)["volumeMounts"].is_null());
+    // No Secret volume in this mode: the server writes the pair it keeps in
+    // its Secret into a writable in-memory directory, and serves it from there.
+    assert_eq!(
+        pod_spec(&docs)["volumes"],
+        json!([{"name": "certs", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}])
+    );
+    assert_eq!(
+        container(&docs)["volumeMounts"],
+        json!([{"name": "certs", "mountPath": "/certs"}])
+    );
 }
 
 #[test]
