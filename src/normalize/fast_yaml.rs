@@ -256,7 +256,7 @@ impl<'a> Reader<'a> {
                 self.push_scalar(unquoted, ScalarStyle::SingleQuoted, at, end);
             }
             _ => {
-                if !plain_ok(value) || value.contains(": ") || value.ends_with(':') {
+                if !plain_ok(value) || has_pair(value, b':', b' ') || value.ends_with(':') {
                     return None;
                 }
                 self.push_scalar(Cow::Borrowed(value), ScalarStyle::Plain, at, end);
@@ -415,7 +415,15 @@ fn plain_ok(text: &str) -> bool {
     );
     let dash_like =
         matches!(first, b'-' | b'?' | b':') && text.as_bytes().get(1).is_none_or(|&b| b == b' ');
-    !indicator && !dash_like && !text.contains(" #")
+    !indicator && !dash_like && !has_pair(text, b' ', b'#')
+}
+
+/// Whether `first` is directly followed by `second` somewhere in `text`
+/// (a byte scan: much cheaper than a substring search on short scalars).
+fn has_pair(text: &str, first: u8, second: u8) -> bool {
+    text.as_bytes()
+        .windows(2)
+        .any(|pair| pair[0] == first && pair[1] == second)
 }
 
 #[cfg(test)]
