@@ -6,7 +6,7 @@
 //! item the same wherever it stands. The result is only returned once a second
 //! parse proves it equal to the input but for the order of `backends`.
 
-use saphyr_parser::{Event, Parser};
+use saphyr_parser::Parser;
 
 use super::fast_yaml;
 
@@ -185,31 +185,40 @@ fn prove(
                 .flat_map(|&item| &events[layout.item_events[item].clone()]),
         )
         .chain(&events[last.end..]);
-    // Read the result with the same reader that read the original when it
-    // can; saphyr otherwise. The two produce the same events (tested).
-    let mut actual: Box<dyn Iterator<Item = Result<Event<'_>, String>>> =
-        match fast_yaml::events(reordered) {
-            Some(events) => Box::new(events.into_iter().map(|(event, _)| Ok(event))),
-            None => Box::new(
-                Parser::new_from_str(reordered)
-                    .map(|next| next.map(|(event, _)| event).map_err(|e| e.to_string())),
-            ),
+    // Read the result with the fast reader when it can, saphyr otherwise;
+    // the two produce the same events (tested).
+    let mut fast_expected = expected.clone();
+    let mut mismatch = None;
+    let fast = fast_yaml::read(reordered, &mut |got, _| {
+        if mismatch.is_none() {
+            mismatch = match fast_expected.next() {
+                Some(want) if got == *want => None,
+                Some(want) => Some(format!("{got:?} where {want:?} was")),
+                None => Some("it has more content".to_owned()),
+            };
+        }
+    });
+    if fast.is_some() {
+        return match (mismatch, fast_expected.next()) {
+            (Some(mismatch), _) => Err(proof_failed(&mismatch)),
+            (None, Some(_)) => Err(proof_failed("it ends early")),
+            (None, None) => Ok(()),
         };
-    for (index, want) in expected.enumerate() {
-        match actual.next() {
-            Some(Ok(got)) if got == *want => {}
-            Some(Ok(got)) => {
-                return Err(proof_failed(&format!(
-                    "event {index} is {got:?}, expected {want:?}"
-                )));
+    }
+    let mut expected = expected;
+    for next in Parser::new_from_str(reordered) {
+        match (next, expected.next()) {
+            (Ok((got, _)), Some(want)) if got == *want => {}
+            (Ok((got, _)), Some(want)) => {
+                return Err(proof_failed(&format!("{got:?} where {want:?} was")));
             }
-            Some(Err(error)) => return Err(proof_failed(&format!("it does not parse: {error}"))),
-            None => return Err(proof_failed("it ends early")),
+            (Ok(_), None) => return Err(proof_failed("it has more content")),
+            (Err(error), _) => return Err(proof_failed(&format!("it does not parse: {error}"))),
         }
     }
-    match actual.next() {
+    match expected.next() {
         None => Ok(()),
-        Some(_) => Err(proof_failed("it has more content")),
+        Some(_) => Err(proof_failed("it ends early")),
     }
 }
 

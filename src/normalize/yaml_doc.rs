@@ -99,37 +99,30 @@ pub fn parse(text: &str) -> Result<Document<'_>, Refusal> {
         return Err(unsupported("CR line endings"));
     }
     let offsets = CharOffsets::new(text);
-    let mut reader = Reader {
-        text,
-        offsets: &offsets,
-        events: Vec::new(),
-        stack: Vec::new(),
-        documents: 0,
-        next_is_backends: false,
-        backends: Backends::Absent,
-        item_starts: Vec::new(),
-        item_first_events: Vec::new(),
-        multiline_scalars: Vec::new(),
-    };
-    match fast_yaml::events(text) {
-        Some(events) => {
-            for (event, span) in events {
-                reader.read(event, span)?;
-            }
+    let mut reader = Reader::new(text, &offsets);
+    // The fast reader first; saphyr, from the start, when it declines.
+    let mut refusal = None;
+    let fast = fast_yaml::read(text, &mut |event, span| {
+        if refusal.is_none() {
+            refusal = reader.read(event, span).err();
         }
-        None => {
-            for next in Parser::new_from_str(text) {
-                let (event, span) = next.map_err(|error| Refusal {
-                    reason: RefusalReason::InvalidYaml,
-                    detail: format!(
-                        "line {} column {}: {}",
-                        error.marker().line(),
-                        error.marker().col() + 1,
-                        error.info()
-                    ),
-                })?;
-                reader.read(event, span)?;
-            }
+    });
+    if let Some(refusal) = refusal {
+        return Err(refusal);
+    }
+    if fast.is_none() {
+        reader = Reader::new(text, &offsets);
+        for next in Parser::new_from_str(text) {
+            let (event, span) = next.map_err(|error| Refusal {
+                reason: RefusalReason::InvalidYaml,
+                detail: format!(
+                    "line {} column {}: {}",
+                    error.marker().line(),
+                    error.marker().col() + 1,
+                    error.info()
+                ),
+            })?;
+            reader.read(event, span)?;
         }
     }
     Ok(Document {
@@ -171,7 +164,22 @@ struct Reader<'a, 'o> {
     multiline_scalars: Vec<(usize, usize, usize)>,
 }
 
-impl<'a> Reader<'a, '_> {
+impl<'a, 'o> Reader<'a, 'o> {
+    fn new(text: &'a str, offsets: &'o CharOffsets) -> Self {
+        Reader {
+            text,
+            offsets,
+            events: Vec::new(),
+            stack: Vec::new(),
+            documents: 0,
+            next_is_backends: false,
+            backends: Backends::Absent,
+            item_starts: Vec::new(),
+            item_first_events: Vec::new(),
+            multiline_scalars: Vec::new(),
+        }
+    }
+
     fn read(&mut self, event: Event<'a>, span: Span) -> Result<(), Refusal> {
         match &event {
             Event::Alias(_) => return Err(unsupported("aliases")),
