@@ -11,7 +11,6 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 
 /// Why a certificate and key cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -82,11 +81,13 @@ impl fmt::Debug for PemPair {
 impl PemPair {
     /// SHA-256 over both files: cheap to compare on every poll.
     pub fn fingerprint(&self) -> [u8; 32] {
-        let mut hash = Sha256::new();
-        hash.update((self.cert.len() as u64).to_be_bytes());
+        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+        hash.update(&(self.cert.len() as u64).to_be_bytes());
         hash.update(&self.cert);
         hash.update(&self.key);
-        hash.finalize().into()
+        let mut fingerprint = [0; 32];
+        fingerprint.copy_from_slice(hash.finish().as_ref());
+        fingerprint
     }
 }
 
