@@ -5,16 +5,15 @@
 
 mod common;
 
-use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::apiserver::{self, ApiServer, Fault, RecordedRequest, core_path};
+use common::process::Process;
 use common::{fixture, review, wait_until};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
@@ -783,90 +782,6 @@ async fn background_rounds_renew_survive_errors_and_stop() {
 
 // ------------------------------------------------------------- the binary
 
-struct Process {
-    child: Child,
-    lines: std_mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Process {
-    fn spawn(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_vmcp-normalizer"));
-        command
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("KUBECONFIG")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("KUBERNETES_SERVICE_PORT")
-            .env_remove("POD_NAMESPACE")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("spawn the binary");
-        let (tx, lines) = std_mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stream)
-                    .lines()
-                    .map_while(Result::ok)
-                {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first JSON log line whose message is `message`.
-    fn wait_for_log(&mut self, message: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = self.lines.recv_timeout(left) else {
-                panic!("no {message:?} log line; saw {:#?}", self.seen);
-            };
-            self.seen.push(line.clone());
-            if let Ok(value) = serde_json::from_str::<Value>(&line)
-                && value["message"] == message
-            {
-                return value;
-            }
-        }
-    }
-
-    fn wait_for_exit(&mut self) -> (std::process::ExitStatus, String) {
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the process did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
-            self.seen.push(line);
-        }
-        (status, self.seen.join("\n"))
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// An HTTPS client that trusts only `ca_pem` and reaches the Service's DNS
 /// name at `addr`, so the name in the certificate is checked too.
 fn service_client(ca_pem: &str, addr: SocketAddr) -> reqwest::Client {
@@ -1009,12 +924,9 @@ async fn the_binary_serves_its_self_managed_certificate_and_follows_a_rotation()
     );
     assert!(metrics.contains(r#"vmcp_normalizer_certificate_store_rounds_total{outcome="ok"}"#));
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &process.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let (status, output) = process.wait_for_exit();
+    process.signal("TERM");
+    let status = process.wait_for_exit();
+    let output = process.output_so_far();
     assert!(status.success(), "{status:?}\n{output}");
 }
 
@@ -1055,7 +967,8 @@ fn the_binary_refuses_self_managed_tls_without_api_access() {
             ("HOME", home.path().as_os_str()),
         ],
     );
-    let (status, output) = process.wait_for_exit();
+    let status = process.wait_for_exit();
+    let output = process.output_so_far();
     assert_eq!(status.code(), Some(1), "{output}");
     assert!(
         output.contains("needs access to the Kubernetes API, and none is configured"),

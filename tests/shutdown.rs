@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
+use common::process::Process;
 use common::{Http, Pki, TestServer, client, fixture, post_review, review, wait_until, write_pair};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
@@ -171,95 +169,6 @@ async fn drain_stops_at_the_deadline() {
 
 // ---- the real binary -------------------------------------------------------
 
-struct Process {
-    child: Child,
-    lines: std_mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Process {
-    fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vmcp-normalizer"))
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the binary");
-        let (tx, lines) = std_mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stream)
-                    .lines()
-                    .map_while(Result::ok)
-                {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first log line (JSON) whose message is `message`.
-    fn wait_for_log(&mut self, message: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {message:?} log line; saw {:#?}", self.seen));
-            self.seen.push(line.clone());
-            if let Ok(value) = serde_json::from_str::<Value>(&line)
-                && value["message"] == message
-            {
-                return value;
-            }
-        }
-    }
-
-    fn wait_for_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the process did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    fn output_so_far(&mut self) -> String {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            self.seen.push(line);
-        }
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // Multi-threaded: the test blocks a thread reading the child's output, and
 // the client's idle HTTP/2 connection must still answer the server's
 // shutdown PING on another.
@@ -270,17 +179,20 @@ async fn binary_drains_and_exits_zero_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let files = write_pair(dir.path(), &pki.leaf());
     let (cert, key) = (files.cert.to_str().unwrap(), files.key.to_str().unwrap());
-    let mut process = Process::spawn(&[
-        "serve",
-        "--listen=127.0.0.1:0",
-        "--admin-listen=127.0.0.1:0",
-        "--log-format=json",
-        "--drain-timeout=5s",
-        "--tls-cert",
-        cert,
-        "--tls-key",
-        key,
-    ]);
+    let mut process = Process::spawn(
+        &[
+            "serve",
+            "--listen=127.0.0.1:0",
+            "--admin-listen=127.0.0.1:0",
+            "--log-format=json",
+            "--drain-timeout=5s",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ],
+        &[],
+    );
     let serving = process.wait_for_log("serving admission reviews");
     let addr = serving["listen"].as_str().unwrap().parse().unwrap();
     let admin = serving["admin"].as_str().unwrap();
@@ -354,15 +266,18 @@ fn binary_fails_fast_before_binding_on_bad_certificates() {
         ),
     ];
     for (cert, key, expected) in cases {
-        let mut process = Process::spawn(&[
-            "serve",
-            &listen,
-            "--admin-listen=127.0.0.1:0",
-            "--tls-cert",
-            cert,
-            "--tls-key",
-            key,
-        ]);
+        let mut process = Process::spawn(
+            &[
+                "serve",
+                &listen,
+                "--admin-listen=127.0.0.1:0",
+                "--tls-cert",
+                cert,
+                "--tls-key",
+                key,
+            ],
+            &[],
+        );
         let status = process.wait_for_exit();
         let output = process.output_so_far();
         assert_eq!(status.code(), Some(1), "{output}");
@@ -387,17 +302,20 @@ async fn binary_second_signal_exits_without_waiting_for_the_drain() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
     let files = write_pair(dir.path(), &pki.leaf());
-    let mut process = Process::spawn(&[
-        "serve",
-        "--listen=127.0.0.1:0",
-        "--admin-listen=127.0.0.1:0",
-        "--log-format=json",
-        "--drain-timeout=60s",
-        "--tls-cert",
-        files.cert.to_str().unwrap(),
-        "--tls-key",
-        files.key.to_str().unwrap(),
-    ]);
+    let mut process = Process::spawn(
+        &[
+            "serve",
+            "--listen=127.0.0.1:0",
+            "--admin-listen=127.0.0.1:0",
+            "--log-format=json",
+            "--drain-timeout=60s",
+            "--tls-cert",
+            files.cert.to_str().unwrap(),
+            "--tls-key",
+            files.key.to_str().unwrap(),
+        ],
+        &[],
+    );
     let serving = process.wait_for_log("serving admission reviews");
     let addr: std::net::SocketAddr = serving["listen"].as_str().unwrap().parse().unwrap();
 

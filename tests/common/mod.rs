@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod apiserver;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
