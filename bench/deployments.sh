@@ -54,31 +54,7 @@ answer=$(curl -fsS --cacert "$OUT/certs/ca.crt" -H 'content-type: application/js
     --data-binary "@$OUT/deployment.json" "$URL")
 grep -q '"patchType":"JSONPatch"' <<<"$answer" || { echo "no patch: $answer" >&2; exit 1; }
 
-# p50/p99/max (ms) from an h2load --log-file (start µs, status, duration µs);
-# fails when any request did not get a 200.
-percentiles() {
-    python3 - "$1" <<'PY'
-import sys
-rows = [line.split() for line in open(sys.argv[1])]
-bad = [r for r in rows if r[1] != "200"]
-if bad:
-    sys.exit(f"{len(bad)} of {len(rows)} requests did not get 200")
-d = sorted(int(r[2]) for r in rows)
-pick = lambda q: d[min(len(d) - 1, int(q * len(d)))] / 1000
-print(f"n={len(d)} p50={pick(0.50):.3f}ms p99={pick(0.99):.3f}ms max={d[-1]/1000:.3f}ms")
-PY
-}
-
-run() { # name, h2load args...
-    local name=$1; shift
-    h2load -t 1 -H 'content-type: application/json' --log-file "$OUT/$name.log" "$@" \
-        -d "$OUT/deployment.json" "$URL" >"$OUT/$name.txt"
-    local rate
-    rate=$(grep -o 'finished in [^,]*, [0-9.]* req/s' "$OUT/$name.txt")
-    grep -q "status codes: [0-9]* 2xx, 0 3xx, 0 4xx, 0 5xx" "$OUT/$name.txt" \
-        || { cat "$OUT/$name.txt"; exit 1; }
-    printf '%-26s %-36s %s\n' "$name" "$rate" "$(percentiles "$OUT/$name.log")"
-}
+source bench/h2load.sh
 
 # Warm-up: TLS to the stand-in, the client pool, page faults.
 h2load -t 1 -n 2000 -c 1 -m 4 -H 'content-type: application/json' -d "$OUT/deployment.json" "$URL" >/dev/null
@@ -87,11 +63,11 @@ h2load -t 1 -n 2000 -c 1 -m 4 -H 'content-type: application/json' -d "$OUT/deplo
 # above 1 on one connection its rate mode adds about a millisecond of its own
 # to every request, so the evenly paced run keeps one request in flight.
 echo "== fixed rate: $RATE req/s for ${RATE_SECONDS}s, one connection, evenly paced"
-run "deployment/${RATE}rps" -n $((RATE * RATE_SECONDS)) -c 1 -m 1 --rps "$RATE"
+run "deployment/${RATE}rps" -n $((RATE * RATE_SECONDS)) -c 1 -m 1 --rps "$RATE" -d "$OUT/deployment.json"
 echo "== fixed rate: $RATE req/s for ${RATE_SECONDS}s, bursts: 10 connections x $((RATE / 10)) req/s firing together"
-run "deployment/${RATE}rps-burst" -n $((RATE * RATE_SECONDS)) -c 10 -m 1 --rps $((RATE / 10))
+run "deployment/${RATE}rps-burst" -n $((RATE * RATE_SECONDS)) -c 10 -m 1 --rps $((RATE / 10)) -d "$OUT/deployment.json"
 echo "== max throughput: $REQUESTS requests, 4 connections x 8 streams"
-run "deployment/max" -n "$REQUESTS" -c 4 -m 8
+run "deployment/max" -n "$REQUESTS" -c 4 -m 8 -d "$OUT/deployment.json"
 
 echo "== lookups (server /metrics)"
 curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | grep -E '^vmcp_normalizer_(configmap_lookups_total|configmap_lookup_duration_seconds_(sum|count)|admission_requests_total\{kind="Deployment")'
