@@ -120,16 +120,8 @@ pub fn decide(
     let left = |not_after: OffsetDateTime| not_after - now;
     if left(parsed.ca_not_after) < policy.ca_renew_before {
         // The current CA joins the trusted older ones until it expires.
-        let mut older = vec![parsed.ca_pem.clone()];
-        older.extend(
-            parsed
-                .older_cas
-                .iter()
-                .filter(|ca| ca.1 > now)
-                .map(|ca| ca.0.clone()),
-        );
         return Ok(Decision::Issue {
-            set: new_authority(names, now, policy, &older)?,
+            set: new_authority(names, now, policy, &parsed.trusted_at(now))?,
             reason: IssueReason::CaExpiring,
         });
     }
@@ -143,19 +135,11 @@ pub fn decide(
     let ca_key = KeyPair::from_pem(&stored.ca_key)?;
     let issuer = Issuer::from_ca_cert_pem(&parsed.ca_pem, ca_key)?;
     let (tls_cert, tls_key) = new_leaf(names, now, policy, &issuer, parsed.ca_not_after)?;
-    let mut bundle = vec![parsed.ca_pem.clone()];
-    bundle.extend(
-        parsed
-            .older_cas
-            .iter()
-            .filter(|ca| ca.1 > now)
-            .map(|ca| ca.0.clone()),
-    );
     Ok(Decision::Issue {
         set: CertificateSet {
             tls_cert,
             tls_key,
-            ca_bundle: bundle.concat(),
+            ca_bundle: parsed.trusted_at(now).concat(),
             ca_key: stored.ca_key.clone(),
         },
         reason,
@@ -237,6 +221,18 @@ struct ParsedSet {
 }
 
 impl ParsedSet {
+    /// The current CA, then the older ones not yet expired at `now` (PEM).
+    fn trusted_at(&self, now: OffsetDateTime) -> Vec<String> {
+        std::iter::once(self.ca_pem.clone())
+            .chain(
+                self.older_cas
+                    .iter()
+                    .filter(|ca| ca.1 > now)
+                    .map(|ca| ca.0.clone()),
+            )
+            .collect()
+    }
+
     fn read(set: &CertificateSet) -> Result<Self, String> {
         let cas: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(set.ca_bundle.as_bytes())
