@@ -22,9 +22,13 @@ fn checksum_annotation(object: &Value) -> &str {
         .expect("checksum")
 }
 
-fn normalized(outcome: Outcome) -> vmcp_normalizer::normalize::Normalized {
-    match outcome {
-        Outcome::Normalized(normalized) => normalized,
+/// The normalization of `input`, and `input` with its patch applied.
+fn normalized(input: &Value) -> (vmcp_normalizer::normalize::Normalized, Value) {
+    match normalize_configmap(input) {
+        Outcome::Normalized(normalized) => {
+            let object = normalized.apply_to(input).expect("the patch applies");
+            (normalized, object)
+        }
         other => panic!("expected a normalization, got {other:?}"),
     }
 }
@@ -33,11 +37,11 @@ fn normalized(outcome: Outcome) -> vmcp_normalizer::normalize::Normalized {
 fn buggy_fixture_becomes_the_fixed_operators_bytes() {
     let buggy = fixture("vmcp-configmap.yaml");
     let expected = fixture("vmcp-configmap.normalized.yaml");
-    let result = normalized(normalize_configmap(&buggy));
+    let (result, result_object) = normalized(&buggy);
 
-    assert_eq!(config(&result.object), config(&expected));
+    assert_eq!(config(&result_object), config(&expected));
     assert_eq!(
-        checksum_annotation(&result.object),
+        checksum_annotation(&result_object),
         checksum_annotation(&expected)
     );
     assert_eq!(
@@ -66,10 +70,7 @@ fn buggy_fixture_becomes_the_fixed_operators_bytes() {
                "value": "32cf106c9df1f5bf6fd492475eb31e30bd0e14a00f18b61ccbc9b589f10501ee"})
     );
     // Everything but those two fields is untouched.
-    let mut applied = buggy.clone();
-    json_patch::patch(&mut applied, &result.patch).unwrap();
-    assert_eq!(applied, result.object);
-    let mut rest = result.object.clone();
+    let mut rest = result_object.clone();
     rest["data"]["config.yaml"] = buggy["data"]["config.yaml"].clone();
     rest["metadata"]["annotations"] = buggy["metadata"]["annotations"].clone();
     assert_eq!(rest, buggy);
@@ -106,9 +107,9 @@ fn checksum_vectors_of_the_spec() {
         "32a0798058c0b4645d3589d3e810345b80c192a783dd9632ef85572b61d5fafe"
     );
     // ...and it normalizes to the same bytes as every other permutation.
-    let from_permuted = normalized(normalize_configmap(&permuted));
+    let (_, from_permuted_object) = normalized(&permuted);
     assert_eq!(
-        config(&from_permuted.object),
+        config(&from_permuted_object),
         config(&fixture("vmcp-configmap.normalized.yaml"))
     );
 }
@@ -177,8 +178,8 @@ fn non_vmcp_objects_pass_untouched() {
 fn no_checksum_annotation_means_none_is_added() {
     let mut object = vmcp_configmap("backends:\n  - name: b\n  - name: a\n");
     object["metadata"]["annotations"] = json!({});
-    let result = normalized(normalize_configmap(&object));
-    assert_eq!(result.object["metadata"]["annotations"], json!({}));
+    let (result, result_object) = normalized(&object);
+    assert_eq!(result_object["metadata"]["annotations"], json!({}));
     assert_eq!(result.changes.len(), 1);
     assert_eq!(result.patch.0.len(), 1);
 }
@@ -188,13 +189,13 @@ fn other_data_keys_are_hashed_but_never_reordered() {
     let other = "upstreams:\n  - name: z\n  - name: a\n";
     let mut object = vmcp_configmap("backends:\n  - name: b\n  - name: a\n");
     object["data"]["authserver-config.yaml"] = json!(other);
-    let result = normalized(normalize_configmap(&object));
+    let (_, result_object) = normalized(&object);
     assert_eq!(
-        result.object["data"]["authserver-config.yaml"],
+        result_object["data"]["authserver-config.yaml"],
         json!(other)
     );
-    let expected = content_checksum(&result.object).unwrap();
-    assert_eq!(checksum_annotation(&result.object), expected);
+    let expected = content_checksum(&result_object).unwrap();
+    assert_eq!(checksum_annotation(&result_object), expected);
     assert!(content_checksum(&object).unwrap() != expected);
 }
 
@@ -203,7 +204,7 @@ fn stale_checksum_on_sorted_data_is_recomputed() {
     let mut object = vmcp_configmap("backends:\n  - name: a\n  - name: b\n");
     let right = checksum_annotation(&object).to_owned();
     object["metadata"]["annotations"][CONTENT_CHECKSUM_ANNOTATION] = json!("stale");
-    let result = normalized(normalize_configmap(&object));
+    let (result, _) = normalized(&object);
     assert_eq!(
         result.changes,
         vec![Change::ContentChecksum {
@@ -303,9 +304,9 @@ fn a_huge_document_is_handled() {
         text.push_str(&format!("    - name: backend-{i:05}\n      url: http://b{i}.svc:8080/mcp\n      transport: sse\n"));
     }
     assert!(text.len() > 1 << 20);
-    let result = normalized(normalize_configmap(&vmcp_configmap(&text)));
-    assert!(config(&result.object).starts_with("backends:\n    - name: backend-00000\n"));
-    assert_eq!(normalize_configmap(&result.object), Outcome::Unchanged);
+    let (_, result_object) = normalized(&vmcp_configmap(&text));
+    assert!(config(&result_object).starts_with("backends:\n    - name: backend-00000\n"));
+    assert_eq!(normalize_configmap(&result_object), Outcome::Unchanged);
 }
 
 // ---- properties ----------------------------------------------------------
@@ -367,12 +368,7 @@ proptest! {
         let canonical = |items: &[(String, String)]| -> Value {
             let input = vmcp_configmap(&render(items));
             match normalize_configmap(&input) {
-                Outcome::Normalized(n) => {
-                    let mut applied = input.clone();
-                    json_patch::patch(&mut applied, &n.patch).unwrap();
-                    assert_eq!(applied, n.object, "the patch turns the input into the output");
-                    n.object
-                }
+                Outcome::Normalized(n) => n.apply_to(&input).expect("the patch applies"),
                 Outcome::Unchanged => input,
                 other => panic!("unexpected {other:?}"),
             }

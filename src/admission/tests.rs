@@ -95,7 +95,6 @@ fn empty_patch_sends_neither_patch_nor_patch_type() {
 #[test]
 fn normalized_outcome_becomes_patch_warnings_and_audit() {
     let outcome = Outcome::Normalized(normalize::Normalized {
-        object: json!({}),
         changes: vec![
             Change::BackendsReordered {
                 key: "config.yaml".into(),

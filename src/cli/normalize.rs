@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::manifest::{Format, Manifest, describe, parse_manifest, render_manifest};
-use crate::normalize::{Outcome, normalize_object};
+use crate::normalize::{Outcome, Refusal, RefusalReason, normalize_object};
 
 /// Exit status: everything canonical (or written normalized).
 pub const EXIT_OK: u8 = 0;
@@ -138,9 +138,17 @@ fn is_list(document: &Value) -> bool {
 }
 
 fn normalize_in_place(object: &mut Value, source: &str, reports: &mut Vec<Report>) {
-    let outcome = normalize_object(object);
+    let mut outcome = normalize_object(object);
     if let Outcome::Normalized(normalized) = &outcome {
-        *object = normalized.object.clone();
+        match normalized.apply_to(object) {
+            Ok(canonical) => *object = canonical,
+            Err(error) => {
+                outcome = Outcome::Refused(Refusal {
+                    reason: RefusalReason::ProofFailed,
+                    detail: format!("the patch does not apply: {error}"),
+                })
+            }
+        }
     }
     reports.push(Report {
         source: source.to_owned(),

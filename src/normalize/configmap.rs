@@ -74,20 +74,11 @@ pub fn normalize_configmap(object: &Value) -> Outcome {
     if patch.is_empty() {
         return Outcome::Unchanged;
     }
-    let patch = Patch(patch);
-    let mut normalized = object.clone();
-    if let Err(error) = json_patch::patch(&mut normalized, &patch) {
-        // Unreachable by construction (both paths were just read); refusing
-        // keeps the promise of never sending a patch that does not apply.
-        return Outcome::Refused(Refusal {
-            reason: RefusalReason::ProofFailed,
-            detail: format!("patch does not apply to the received object: {error}"),
-        });
-    }
+    // Both operations replace a string at a path read above, so the patch
+    // applies to `object` by construction (and the tests apply it).
     Outcome::Normalized(Normalized {
-        object: normalized,
         changes,
-        patch,
+        patch: Patch(patch),
     })
 }
 

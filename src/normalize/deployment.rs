@@ -177,7 +177,12 @@ pub fn canonical_content_checksum(configmap: &Value) -> Result<String, Unsynced>
     let canonical = match normalize_configmap(configmap) {
         Outcome::Unchanged => configmap,
         Outcome::Normalized(result) => {
-            normalized = result.object;
+            normalized = result.apply_to(configmap).map_err(|error| {
+                Unsynced::new(
+                    UnsyncedReason::ConfigMapRefused,
+                    format!("the ConfigMap's patch does not apply: {error}"),
+                )
+            })?;
             &normalized
         }
         Outcome::NotVmcp => {

@@ -33,15 +33,27 @@ pub enum Outcome {
     Refused(Refusal),
 }
 
-/// A canonical object and how to get there from the received one.
+/// How to put a received object in canonical form.
+///
+/// The canonical object itself is not built: the webhook sends only the patch.
+/// [`Normalized::apply_to`] builds it for those who need it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalized {
-    /// The normalized object.
-    pub object: Value,
     /// What changed, in the order it was done (for warnings, logs, metrics).
     pub changes: Vec<Change>,
-    /// RFC 6902 patch from the received object to `object`; never empty here.
+    /// RFC 6902 patch from the received object to the canonical one; never
+    /// empty. It only replaces values at paths the normalizer read.
     pub patch: json_patch::Patch,
+}
+
+impl Normalized {
+    /// The canonical object: `received` (the object this was computed from)
+    /// with the patch applied.
+    pub fn apply_to(&self, received: &Value) -> Result<Value, json_patch::PatchError> {
+        let mut object = received.clone();
+        json_patch::patch(&mut object, &self.patch)?;
+        Ok(object)
+    }
 }
 
 /// One change the normalizer made.
