@@ -107,12 +107,15 @@ fn refuse_comments(
     start: usize,
     end: usize,
 ) -> Result<(), Refusal> {
-    let mut line_begin = start;
-    for line in text[start..end].split_inclusive('\n') {
-        if is_free_line(document, line_begin, line) && !line.trim().is_empty() {
+    let region = &text[start..end];
+    let mut line_begin = 0;
+    let breaks = memchr::memchr_iter(b'\n', region.as_bytes()).map(|at| at + 1);
+    for line_end in breaks.chain(std::iter::once(region.len())) {
+        let line = &region[line_begin..line_end];
+        if is_free_line(document, start + line_begin, line) && !line.trim().is_empty() {
             return Err(unsupported("comments between backends items"));
         }
-        line_begin += line.len();
+        line_begin = line_end;
     }
     Ok(())
 }

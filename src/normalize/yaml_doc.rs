@@ -169,7 +169,9 @@ impl<'a, 'o> Reader<'a, 'o> {
         Reader {
             text,
             offsets,
-            events: Vec::new(),
+            // About one event per 12 bytes of operator output: growing the
+            // vector from empty cost more than filling it.
+            events: Vec::with_capacity(text.len() / 12 + 8),
             stack: Vec::new(),
             documents: 0,
             next_is_backends: false,
