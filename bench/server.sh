@@ -6,16 +6,20 @@
 # on the same machine. HTTP/2 over TLS with keep-alive, as the apiserver calls.
 #
 #   bench/server.sh                 # everything
-#   REQUESTS=20000 RATE_SECONDS=10 bench/server.sh   # quicker
+#   REQUESTS=20000 RATE_SECONDS=10 ROUNDS=3 bench/server.sh   # quicker
 #
-# Prints, per case: max throughput (4 connections x 8 streams) with p50/p99,
-# then a fixed 1,000 requests/s, evenly paced and in bursts, with p50/p99,
-# and the server's resident memory at the end.
+# Prints, per case: max throughput (4 connections x 8 streams) with p50/p99;
+# the (a)/(c) throughput ratio over interleaved rounds (the host's load moves
+# more between minutes than between cases run back to back); then a fixed
+# 1,000 requests/s, evenly paced and in bursts, with p50/p99; and the server's
+# resident memory at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REQUESTS=${REQUESTS:-100000}
 RATE_SECONDS=${RATE_SECONDS:-30}
+ROUNDS=${ROUNDS:-7}
+ROUND_REQUESTS=${ROUND_REQUESTS:-40000}
 PORT=${PORT:-18443}
 ADMIN_PORT=${ADMIN_PORT:-18080}
 OUT=${OUT:-$(mktemp -d)}
@@ -58,6 +62,25 @@ for case in not-vmcp canonical buggy; do
     h2load -t 1 -n 5000 -c 4 -m 8 -H 'content-type: application/json' -d "$OUT/$case.json" "$URL" >/dev/null
     run "$case/max" -n "$REQUESTS" -c 4 -m 8 -d "$OUT/$case.json"
 done
+
+# One round runs (c) and (a) back to back, so both see the same host load;
+# the median of the rounds' ratios is the figure to quote.
+echo "== (a)/(c) throughput: $ROUNDS rounds of $ROUND_REQUESTS requests each, (c) then (a)"
+ratios=()
+for round in $(seq "$ROUNDS"); do
+    rates=()
+    for case in not-vmcp buggy; do
+        h2load -t 1 -n "$ROUND_REQUESTS" -c 4 -m 8 -H 'content-type: application/json' \
+            -d "$OUT/$case.json" "$URL" >"$OUT/round-$round-$case.txt"
+        grep -q "status codes: [0-9]* 2xx, 0 3xx, 0 4xx, 0 5xx" "$OUT/round-$round-$case.txt" \
+            || { cat "$OUT/round-$round-$case.txt"; exit 1; }
+        rates+=("$(grep -o '[0-9.]* req/s' "$OUT/round-$round-$case.txt" | head -1 | cut -d' ' -f1)")
+    done
+    ratio=$(python3 -c "print(f'{${rates[1]} / ${rates[0]}:.3f}')")
+    ratios+=("$ratio")
+    printf 'round %d: (c) %s req/s, (a) %s req/s, (a)/(c) = %s\n' "$round" "${rates[0]}" "${rates[1]}" "$ratio"
+done
+python3 -c "import statistics, sys; print(f'median (a)/(c) = {statistics.median(map(float, sys.argv[1:])):.3f}')" "${ratios[@]}"
 
 # h2load paces each connection on its own timer, and all timers start together:
 # one connection at 1000 req/s sends a request every millisecond, while ten
