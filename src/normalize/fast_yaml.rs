@@ -456,13 +456,13 @@ fn quotes_paired(inner: &str) -> bool {
     for byte in inner.bytes() {
         if byte == b'\'' {
             run += 1;
-        } else if run % 2 == 1 {
+        } else if !run.is_multiple_of(2) {
             return false;
         } else {
             run = 0;
         }
     }
-    run % 2 == 0
+    run.is_multiple_of(2)
 }
 
 #[cfg(test)]
@@ -513,6 +513,32 @@ mod tests {
         ] {
             assert_eq!(fast(text), saphyr(text), "{text}");
         }
+    }
+
+    #[test]
+    fn single_quotes_inside_single_quotes_come_in_pairs() {
+        for (inner, paired) in [
+            ("", true),
+            ("it''s", true),
+            ("''''", true),
+            ("a''b''c", true),
+            ("it's", false),
+            ("'''", false),
+            ("'", false),
+            ("a''", true),
+        ] {
+            assert_eq!(quotes_paired(inner), paired, "{inner:?}");
+        }
+    }
+
+    #[test]
+    fn pairs_are_found_anywhere_but_not_across_gaps() {
+        assert!(has_pair("a #b", b' ', b'#'));
+        assert!(has_pair(" #", b' ', b'#'));
+        assert!(!has_pair("a# b", b' ', b'#'));
+        assert!(!has_pair("#", b' ', b'#'));
+        assert!(!has_pair("", b' ', b'#'));
+        assert!(has_pair("x: y", b':', b' '));
     }
 
     #[test]
