@@ -70,6 +70,39 @@ fn golden_allowed_with_patch_warnings_and_audit() {
 }
 
 #[test]
+fn several_warnings_and_annotations_are_valid_json_in_order() {
+    let verdict = Verdict::allow(Decision::Refused {
+        reason: "unsupported",
+    })
+    .with_warning("first: \"quoted\" \\ back\tslash")
+    .with_warning("second: é \u{1}")
+    .with_audit_annotation("refused-reason", "unsupported")
+    .with_audit_annotation("normalized", "none");
+    let bytes = encode_response("uid-\"odd\"", &verdict).unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": {
+                "uid": "uid-\"odd\"",
+                "allowed": true,
+                "warnings": ["first: \"quoted\" \\ back\tslash", "second: é \u{1}"],
+                "auditAnnotations": {"normalized": "none", "refused-reason": "unsupported"}
+            }
+        })
+    );
+    // Annotations in key order, as serde wrote a BTreeMap.
+    assert!(
+        text.ends_with(
+            r#""auditAnnotations":{"normalized":"none","refused-reason":"unsupported"}}}"#
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn patch_field_is_base64_of_the_rfc6902_json() {
     use base64::Engine as _;
     let ops = json!([{"op": "replace", "path": "/data/a~1b", "value": "x"}]);
