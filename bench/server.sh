@@ -65,20 +65,28 @@ done
 
 # One round runs (c) and (a) back to back, so both see the same host load;
 # the median of the rounds' ratios is the figure to quote.
+# The server's own CPU per request (user + system, from /proc) is printed too:
+# unlike the rates, it does not depend on how the two cores were shared.
 echo "== (a)/(c) throughput: $ROUNDS rounds of $ROUND_REQUESTS requests each, (c) then (a)"
+ticks=$(getconf CLK_TCK)
+server_cpu() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 ratios=()
 for round in $(seq "$ROUNDS"); do
     rates=()
+    cpu=()
     for case in not-vmcp buggy; do
+        before=$(server_cpu)
         h2load -t 1 -n "$ROUND_REQUESTS" -c 4 -m 8 -H 'content-type: application/json' \
             -d "$OUT/$case.json" "$URL" >"$OUT/round-$round-$case.txt"
+        cpu+=("$(( ($(server_cpu) - before) * 1000000 / ticks / ROUND_REQUESTS ))")
         grep -q "status codes: [0-9]* 2xx, 0 3xx, 0 4xx, 0 5xx" "$OUT/round-$round-$case.txt" \
             || { cat "$OUT/round-$round-$case.txt"; exit 1; }
         rates+=("$(grep -o '[0-9.]* req/s' "$OUT/round-$round-$case.txt" | head -1 | cut -d' ' -f1)")
     done
     ratio=$(python3 -c "print(f'{${rates[1]} / ${rates[0]}:.3f}')")
     ratios+=("$ratio")
-    printf 'round %d: (c) %s req/s, (a) %s req/s, (a)/(c) = %s\n' "$round" "${rates[0]}" "${rates[1]}" "$ratio"
+    printf 'round %d: (c) %s req/s, (a) %s req/s, (a)/(c) = %s; server CPU per request: (c) %s us, (a) %s us\n' \
+        "$round" "${rates[0]}" "${rates[1]}" "$ratio" "${cpu[0]}" "${cpu[1]}"
 done
 python3 -c "import statistics, sys; print(f'median (a)/(c) = {statistics.median(map(float, sys.argv[1:])):.3f}')" "${ratios[@]}"
 
