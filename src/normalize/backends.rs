@@ -6,11 +6,8 @@
 //! item the same wherever it stands. The result is only returned once a second
 //! parse proves it equal to the input but for the order of `backends`.
 
-use saphyr_parser::Parser;
-
-use super::fast_yaml;
-
 use super::yaml_doc::{self, Backends, BackendsLayout, Document};
+use super::yaml_event::{self, Event, Sink, Span, unsupported};
 use super::{Refusal, RefusalReason};
 
 /// A config whose backends were reordered.
@@ -188,47 +185,32 @@ fn prove(
                 .flat_map(|&item| &events[layout.item_events[item].clone()]),
         )
         .chain(&events[last.end..]);
-    // Read the result with the fast reader when it can, saphyr otherwise;
-    // the two produce the same events (tested).
-    let mut fast_expected = expected.clone();
-    let mut mismatch = None;
-    let fast = fast_yaml::read(reordered, &mut |got, _| {
-        if mismatch.is_none() {
-            mismatch = match fast_expected.next() {
-                Some(want) if got == *want => None,
-                Some(want) => Some(format!("{got:?} where {want:?} was")),
-                None => Some("it has more content".to_owned()),
-            };
-        }
-    });
-    if fast.is_some() {
-        return match (mismatch, fast_expected.next()) {
-            (Some(mismatch), _) => Err(proof_failed(&mismatch)),
-            (None, Some(_)) => Err(proof_failed("it ends early")),
-            (None, None) => Ok(()),
-        };
-    }
-    let mut expected = expected;
-    for next in Parser::new_from_str(reordered) {
-        match (next, expected.next()) {
-            (Ok((got, _)), Some(want)) if got == *want => {}
-            (Ok((got, _)), Some(want)) => {
-                return Err(proof_failed(&format!("{got:?} where {want:?} was")));
-            }
-            (Ok(_), None) => return Err(proof_failed("it has more content")),
-            (Err(error), _) => return Err(proof_failed(&format!("it does not parse: {error}"))),
-        }
-    }
-    match expected.next() {
+    let mut proof = yaml_event::read(reordered, || Expected(expected.clone())).map_err(
+        |refusal| match refusal.reason {
+            RefusalReason::ProofFailed => refusal,
+            _ => proof_failed(&format!("it does not read back: {}", refusal.detail)),
+        },
+    )?;
+    match proof.0.next() {
         None => Ok(()),
         Some(_) => Err(proof_failed("it ends early")),
     }
 }
 
-fn unsupported(what: &str) -> Refusal {
-    Refusal {
-        reason: RefusalReason::Unsupported,
-        detail: format!("config uses {what}"),
+/// The events a text must read as, checked one at a time.
+struct Expected<I>(I);
+
+impl<'a, 'e, I> Sink<'a> for Expected<I>
+where
+    I: Iterator<Item = &'e Event<'e>>,
+    'a: 'e,
+{
+    fn event(&mut self, got: Event<'a>, _: Span) -> Result<(), Refusal> {
+        match self.0.next() {
+            Some(want) if got == *want => Ok(()),
+            Some(want) => Err(proof_failed(&format!("{got:?} where {want:?} was"))),
+            None => Err(proof_failed("it has more content")),
+        }
     }
 }
 

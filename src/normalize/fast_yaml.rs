@@ -5,15 +5,16 @@
 //! yaml.v3's output uses a small, regular part of YAML: block mappings and
 //! sequences, one-line plain and quoted scalars, literal block scalars, and
 //! `[]`/`{}`. This reader handles exactly that part and produces the same
-//! events saphyr-parser produces for it, with the positions the normalizer
-//! uses. For anything else (comments, anchors, tags, flow collections with
-//! content, escapes, multi-line plain scalars, tabs, non-ASCII text, ...) it
-//! declines, and the caller parses with saphyr-parser instead. Declining is
-//! always safe; the differential tests hold the two readers to the same events.
+//! events and spans saphyr-parser produces for it. For anything else
+//! (comments, anchors, tags, flow collections with content, escapes,
+//! multi-line plain scalars, tabs, non-ASCII text, ...) it declines, and the
+//! caller parses with saphyr-parser instead. Declining is always safe; the
+//! differential tests hold the two readers to the same events.
 
 use std::borrow::Cow;
 
-use saphyr_parser::{Event, Marker, ScalarStyle, Span};
+use super::Refusal;
+use super::yaml_event::{Event, ScalarStyle, Sink, Span};
 
 /// One line of the text.
 #[derive(Debug, Clone, Copy)]
@@ -24,8 +25,6 @@ struct Line {
     end: usize,
     /// Leading spaces.
     indent: usize,
-    /// 1-based, as saphyr counts.
-    number: usize,
 }
 
 impl Line {
@@ -38,32 +37,42 @@ impl Line {
     }
 }
 
-/// Hand the events of `text` to `sink` in order, or return `None` when the
-/// text is outside the part this reader handles. `None` can come after some
-/// events were handed over; the caller then starts again with saphyr.
+/// Hand the events of `text` to `sink` in order: `Ok(true)` once all were
+/// handed over, `Ok(false)` when the text is outside the part this reader
+/// handles, `Err` when the sink stopped the reading. `Ok(false)` can come
+/// after some events were handed over; the caller then starts again with
+/// saphyr and a fresh sink.
 ///
 /// Events are streamed rather than collected: a 1 MiB config has some 80,000
 /// of them, and building a vector of them for each read cost more in page
 /// faults than the reading itself.
-pub fn read<'a>(text: &'a str, sink: &mut dyn FnMut(Event<'a>, Span)) -> Option<()> {
+pub fn read<'a>(text: &'a str, sink: &mut impl Sink<'a>) -> Result<bool, Refusal> {
     if !text.ends_with('\n') || !plain_ascii(text.as_bytes()) {
-        return None;
+        return Ok(false);
     }
     let mut reader = Reader {
         text,
         lines: split_lines(text),
         at: 0,
         sink,
+        stopped: None,
     };
-    reader.document()
+    let read = reader.document().is_some();
+    match reader.stopped {
+        Some(refusal) => Err(refusal),
+        None => Ok(read),
+    }
 }
 
-/// The events of `text`, collected.
+/// The events of `text`, collected, or `None` when the reader declines.
 #[cfg(test)]
 pub fn events(text: &str) -> Option<Vec<(Event<'_>, Span)>> {
     let mut events = Vec::new();
-    read(text, &mut |event, span| events.push((event, span)))?;
-    Some(events)
+    match read(text, &mut events) {
+        Ok(true) => Some(events),
+        Ok(false) => None,
+        Err(refusal) => unreachable!("collecting never stops: {refusal}"),
+    }
 }
 
 /// ASCII without tabs or carriage returns. Each chunk is checked without an
@@ -83,30 +92,26 @@ fn split_lines(text: &str) -> Vec<Line> {
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', bytes) {
         let indent = bytes[start..end].iter().take_while(|&&b| b == b' ').count();
-        lines.push(Line {
-            start,
-            end,
-            indent,
-            number: lines.len() + 1,
-        });
+        lines.push(Line { start, end, indent });
         start = end + 1;
     }
     lines
 }
 
-struct Reader<'a, 's> {
+struct Reader<'a, 's, S> {
     text: &'a str,
     lines: Vec<Line>,
     /// The current line.
     at: usize,
-    sink: &'s mut dyn FnMut(Event<'a>, Span),
+    sink: &'s mut S,
+    /// Why the sink stopped the reading, if it did.
+    stopped: Option<Refusal>,
 }
 
-impl<'a> Reader<'a, '_> {
+impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
     fn document(&mut self) -> Option<()> {
-        let origin = Marker::new(0, 1, 0);
-        self.push(Event::StreamStart, origin, origin);
-        self.push(Event::DocumentStart(false), origin, origin);
+        self.push(Event::StreamStart, 0, 0)?;
+        self.push(Event::DocumentStart(false), 0, 0)?;
         self.skip_blank();
         let first = *self.lines.get(self.at)?;
         let content = &self.text[first.content()..first.end];
@@ -119,9 +124,8 @@ impl<'a> Reader<'a, '_> {
             return None;
         }
         let end = self.next_token();
-        self.push(Event::DocumentEnd, end, end);
-        self.push(Event::StreamEnd, end, end);
-        Some(())
+        self.push(Event::DocumentEnd, end, end)?;
+        self.push(Event::StreamEnd, end, end)
     }
 
     /// A mapping or sequence whose first line (the current one) is indented
@@ -144,29 +148,18 @@ impl<'a> Reader<'a, '_> {
         let first = self.lines[self.at];
         // saphyr places an indentless sequence at its first item's content.
         let start = if indentless {
-            let after_dash = first.content() + 1;
-            after_dash
-                + self.text[after_dash..first.end]
-                    .bytes()
-                    .take_while(|&b| b == b' ')
-                    .count()
+            skip_spaces(self.text, first.content() + 1, first.end)
         } else {
             first.content()
         };
-        let start = self.marker(start);
-        self.push(Event::SequenceStart(0, None), start, start);
+        self.push(Event::SequenceStart, start, start)?;
         loop {
             let line = self.lines[self.at];
             let text = self.line_text(&line);
             if text.len() < 2 {
                 return None; // a dash alone on its line
             }
-            let after_dash = line.content() + 1;
-            let item = after_dash
-                + self.text[after_dash..line.end]
-                    .bytes()
-                    .take_while(|&b| b == b' ')
-                    .count();
+            let item = skip_spaces(self.text, line.content() + 1, line.end);
             if item == line.end
                 || self.text[item..line.end].starts_with("- ")
                 || &self.text[item..line.end] == "-"
@@ -186,16 +179,14 @@ impl<'a> Reader<'a, '_> {
             }
         }
         let end = self.next_token();
-        self.push(Event::SequenceEnd, end, end);
-        Some(())
+        self.push(Event::SequenceEnd, end, end)
     }
 
     /// A block mapping whose first key starts at byte `first_key` of the
     /// current line; later keys stand at the same column.
     fn mapping(&mut self, first_key: usize) -> Option<()> {
         let column = first_key - self.lines[self.at].start;
-        let start = self.marker(first_key);
-        self.push(Event::MappingStart(0, None), start, start);
+        self.push(Event::MappingStart, first_key, first_key)?;
         let mut key_at = first_key;
         loop {
             let line = self.lines[self.at];
@@ -204,13 +195,8 @@ impl<'a> Reader<'a, '_> {
             if !plain_ok(key) || key.ends_with(' ') {
                 return None;
             }
-            self.push_scalar(Cow::Borrowed(key), ScalarStyle::Plain, key_at, colon);
-            let value = colon
-                + 1
-                + self.text[colon + 1..line.end]
-                    .bytes()
-                    .take_while(|&b| b == b' ')
-                    .count();
+            self.push_scalar(Cow::Borrowed(key), ScalarStyle::Plain, key_at, colon)?;
+            let value = skip_spaces(self.text, colon + 1, line.end);
             if value < line.end {
                 self.inline_value(value, column)?;
             } else {
@@ -221,7 +207,7 @@ impl<'a> Reader<'a, '_> {
                     Some(next) if next.indent == column && is_entry(self.line_text(next)) => {
                         self.sequence(column, true)?
                     }
-                    _ => self.push_scalar(Cow::Borrowed(""), ScalarStyle::Plain, colon, colon),
+                    _ => self.push_scalar(Cow::Borrowed(""), ScalarStyle::Plain, colon, colon)?,
                 }
             }
             self.skip_blank();
@@ -234,8 +220,7 @@ impl<'a> Reader<'a, '_> {
             }
         }
         let end = self.next_token();
-        self.push(Event::MappingEnd, end, end);
-        Some(())
+        self.push(Event::MappingEnd, end, end)
     }
 
     /// The value that starts at byte `at` of the current line, inside a
@@ -247,12 +232,12 @@ impl<'a> Reader<'a, '_> {
         match value.as_bytes()[0] {
             b'[' | b'{' => {
                 let (open, close) = match value {
-                    "[]" => (Event::SequenceStart(0, None), Event::SequenceEnd),
-                    "{}" => (Event::MappingStart(0, None), Event::MappingEnd),
+                    "[]" => (Event::SequenceStart, Event::SequenceEnd),
+                    "{}" => (Event::MappingStart, Event::MappingEnd),
                     _ => return None,
                 };
-                self.push(open, self.marker(at), self.marker(at + 1));
-                self.push(close, self.marker(at + 1), self.marker(at + 2));
+                self.push(open, at, at + 1)?;
+                self.push(close, at + 1, at + 2)?;
             }
             b'|' => return self.literal(value, parent),
             b'"' => {
@@ -260,7 +245,7 @@ impl<'a> Reader<'a, '_> {
                 if inner.bytes().any(|b| b == b'"' || b == b'\\') {
                     return None;
                 }
-                self.push_scalar(Cow::Borrowed(inner), ScalarStyle::DoubleQuoted, at, end);
+                self.push_scalar(Cow::Borrowed(inner), ScalarStyle::DoubleQuoted, at, end)?;
             }
             b'\'' => {
                 let inner = value.strip_prefix('\'')?.strip_suffix('\'')?;
@@ -272,13 +257,13 @@ impl<'a> Reader<'a, '_> {
                 } else {
                     Cow::Borrowed(inner)
                 };
-                self.push_scalar(unquoted, ScalarStyle::SingleQuoted, at, end);
+                self.push_scalar(unquoted, ScalarStyle::SingleQuoted, at, end)?;
             }
             _ => {
                 if !plain_ok(value) || has_pair(value, b':', b' ') || value.ends_with(':') {
                     return None;
                 }
-                self.push_scalar(Cow::Borrowed(value), ScalarStyle::Plain, at, end);
+                self.push_scalar(Cow::Borrowed(value), ScalarStyle::Plain, at, end)?;
             }
         }
         self.at += 1;
@@ -328,14 +313,13 @@ impl<'a> Reader<'a, '_> {
             Chomp::Keep => value.extend(std::iter::repeat_n('\n', trailing_blanks)),
         }
         // Trailing blank lines were read; the next token follows them.
-        let start = self.marker(first.start + indent);
         let end = self.next_token();
-        self.push(
-            Event::Scalar(Cow::Owned(value), ScalarStyle::Literal, 0, None),
-            start,
+        self.push_scalar(
+            Cow::Owned(value),
+            ScalarStyle::Literal,
+            first.start + indent,
             end,
-        );
-        Some(())
+        )
     }
 
     /// The byte of the `:` that ends a plain key starting at `from`, when the
@@ -360,10 +344,10 @@ impl<'a> Reader<'a, '_> {
     }
 
     /// Where the next token starts: the current line's content, or the end.
-    fn next_token(&self) -> Marker {
+    fn next_token(&self) -> usize {
         match self.lines.get(self.at) {
-            Some(line) => self.marker(line.content()),
-            None => Marker::new(self.text.len(), self.lines.len() + 1, 0),
+            Some(line) => line.content(),
+            None => self.text.len(),
         }
     }
 
@@ -371,29 +355,34 @@ impl<'a> Reader<'a, '_> {
         &self.text[line.content()..line.end]
     }
 
-    /// The marker of byte `offset`, which lies on the current line or later.
-    fn marker(&self, offset: usize) -> Marker {
-        let mut index = self.at.min(self.lines.len().saturating_sub(1));
-        while index + 1 < self.lines.len() && self.lines[index + 1].start <= offset {
-            index += 1;
-        }
-        while index > 0 && self.lines[index].start > offset {
-            index -= 1;
-        }
-        match self.lines.get(index) {
-            Some(line) => Marker::new(offset, line.number, offset - line.start),
-            None => Marker::new(offset, 1, offset),
+    /// Hand one event over; `None` once the sink stopped the reading.
+    fn push(&mut self, event: Event<'a>, start: usize, end: usize) -> Option<()> {
+        match self.sink.event(event, Span { start, end }) {
+            Ok(()) => Some(()),
+            Err(refusal) => {
+                self.stopped = Some(refusal);
+                None
+            }
         }
     }
 
-    fn push(&mut self, event: Event<'a>, start: Marker, end: Marker) {
-        (self.sink)(event, Span::new(start, end));
+    fn push_scalar(
+        &mut self,
+        value: Cow<'a, str>,
+        style: ScalarStyle,
+        start: usize,
+        end: usize,
+    ) -> Option<()> {
+        self.push(Event::Scalar(value, style), start, end)
     }
+}
 
-    fn push_scalar(&mut self, value: Cow<'a, str>, style: ScalarStyle, start: usize, end: usize) {
-        let (start, end) = (self.marker(start), self.marker(end));
-        self.push(Event::Scalar(value, style, 0, None), start, end);
-    }
+/// The first byte from `from` (up to `end`) that is not a space.
+fn skip_spaces(text: &str, from: usize, end: usize) -> usize {
+    from + text.as_bytes()[from..end]
+        .iter()
+        .take_while(|&&b| b == b' ')
+        .count()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -468,12 +457,14 @@ fn quotes_paired(inner: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use saphyr_parser::Parser;
+    use crate::normalize::yaml_event::general_events;
 
     /// saphyr's events for `text` (without positions).
     fn saphyr(text: &str) -> Vec<Event<'_>> {
-        Parser::new_from_str(text)
-            .map(|e| e.expect("saphyr parses it").0)
+        general_events(text)
+            .expect("saphyr parses it")
+            .into_iter()
+            .map(|(e, _)| e)
             .collect()
     }
 
@@ -552,29 +543,20 @@ mod tests {
                 .map(|(_, s)| *s)
                 .unwrap()
         };
-        let sequence = find(&Event::SequenceStart(0, None));
-        assert_eq!(
-            (
-                sequence.start.index(),
-                sequence.start.line(),
-                sequence.start.col()
-            ),
-            (22, 3, 4)
-        );
+        let sequence = find(&Event::SequenceStart);
+        assert_eq!(&text[sequence.start..sequence.start + 8], "- name: ");
         let note = find(&Event::Scalar(
             Cow::Borrowed("line\n"),
             ScalarStyle::Literal,
-            0,
-            None,
         ));
-        assert_eq!((note.start.line(), note.start.col()), (5, 8));
+        assert_eq!(&text[note.start..note.start + 5], "line\n");
         assert_eq!(
-            note.end.line(),
-            7,
+            &text[note.end..note.end + 7],
+            "- name:",
             "a block scalar ends where the next token starts"
         );
         let end = find(&Event::SequenceEnd);
-        assert_eq!(&text[end.start.index()..], "next: 1\n");
+        assert_eq!(&text[end.start..], "next: 1\n");
     }
 
     #[test]
@@ -759,16 +741,6 @@ mod tests {
             }
         }
 
-        /// Index, line and column of a marker.
-        type Position = (usize, usize, usize);
-
-        fn with_spans(text: &str) -> Vec<(Event<'_>, Position, Position)> {
-            let at = |m: Marker| (m.index(), m.line(), m.col());
-            Parser::new_from_str(text)
-                .map(|e| e.map(|(e, s)| (e, at(s.start), at(s.end))).unwrap())
-                .collect()
-        }
-
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -778,19 +750,17 @@ mod tests {
                 let root = Node::Map(root.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect());
                 let mut text = String::new();
                 block(&mut text, &root, 0, indentless);
-                let Ok(expected) = std::panic::catch_unwind(|| with_spans(&text)) else {
+                let Ok(expected) = general_events(&text) else {
                     // The generator wrote something saphyr rejects; the fast
                     // reader must not accept it either.
                     prop_assert!(events(&text).is_none(), "{}", text);
                     return Ok(());
                 };
-                let at = |m: Marker| (m.index(), m.line(), m.col());
                 let Some(fast) = events(&text) else {
                     // Declining is allowed, but the generator only writes
                     // what the fast reader is meant to take.
                     return Err(TestCaseError::fail(format!("declined:\n{text}")));
                 };
-                let fast: Vec<_> = fast.into_iter().map(|(e, s)| (e, at(s.start), at(s.end))).collect();
                 prop_assert_eq!(fast, expected, "{}", text);
             }
         }

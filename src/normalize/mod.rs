@@ -12,6 +12,7 @@ mod configmap;
 mod deployment;
 mod fast_yaml;
 mod yaml_doc;
+mod yaml_event;
 
 pub use backends::{Reordered, sort_backends};
 pub use configmap::normalize_configmap;

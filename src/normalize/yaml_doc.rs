@@ -1,15 +1,13 @@
-//! A YAML document read once into a comparable tree plus the byte layout of
-//! its top-level `backends` sequence.
+//! A YAML document read once into a comparable event list plus the byte
+//! layout of its top-level `backends` sequence.
 //!
-//! The tree is what the proof compares; the layout is what the reorder cuts.
-//! Both come from one pass over `saphyr-parser` events, so they cannot disagree.
+//! The events are what the proof compares; the layout is what the reorder
+//! cuts. Both come from one pass over the events, so they cannot disagree.
 
 use std::ops::Range;
 
-use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span};
-
-use super::fast_yaml;
-use super::{Refusal, RefusalReason};
+use super::Refusal;
+use super::yaml_event::{self, Event, ScalarStyle, Sink, Span, unsupported};
 
 /// The key whose sequence is a set.
 pub const BACKENDS_KEY: &str = "backends";
@@ -43,8 +41,7 @@ pub enum Backends {
 }
 
 /// A parsed single-document YAML text: its events (what the proof compares,
-/// scalar styles included, so a quoted `"123"` never equals a plain `123`)
-/// and the layout of its top-level `backends`.
+/// scalar styles included) and the layout of its top-level `backends`.
 #[derive(Debug)]
 pub struct Document<'a> {
     pub events: Vec<Event<'a>>,
@@ -58,8 +55,7 @@ pub struct Document<'a> {
 impl<'a> Document<'a> {
     /// The `name` scalar of the backends item whose events are `range`.
     pub fn item_name(&self, range: &Range<usize>) -> Option<&str> {
-        let (Event::MappingStart(..), entries) = self.events.get(range.clone())?.split_first()?
-        else {
+        let (Event::MappingStart, entries) = self.events.get(range.clone())?.split_first()? else {
             return None;
         };
         // Walk the item's own entries (keys at even positions), stepping over
@@ -71,9 +67,9 @@ impl<'a> Document<'a> {
             if depth == 0 {
                 match event {
                     Event::MappingEnd => return None,
-                    Event::Scalar(key, ..) if position.is_multiple_of(2) && key == "name" => {
+                    Event::Scalar(key, _) if position.is_multiple_of(2) && key == "name" => {
                         return match events.next() {
-                            Some(Event::Scalar(value, ..)) => Some(value),
+                            Some(Event::Scalar(value, _)) => Some(value),
                             _ => None,
                         };
                     }
@@ -81,7 +77,7 @@ impl<'a> Document<'a> {
                 }
             }
             match event {
-                Event::SequenceStart(..) | Event::MappingStart(..) => depth += 1,
+                Event::SequenceStart | Event::MappingStart => depth += 1,
                 Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
                 _ => {}
             }
@@ -95,36 +91,7 @@ impl<'a> Document<'a> {
 
 /// Parse `text`, refusing what the reorder cannot keep intact.
 pub fn parse(text: &str) -> Result<Document<'_>, Refusal> {
-    if text.contains('\r') {
-        return Err(unsupported("CR line endings"));
-    }
-    let offsets = CharOffsets::new(text);
-    let mut reader = Reader::new(text, &offsets);
-    // The fast reader first; saphyr, from the start, when it declines.
-    let mut refusal = None;
-    let fast = fast_yaml::read(text, &mut |event, span| {
-        if refusal.is_none() {
-            refusal = reader.read(event, span).err();
-        }
-    });
-    if let Some(refusal) = refusal {
-        return Err(refusal);
-    }
-    if fast.is_none() {
-        reader = Reader::new(text, &offsets);
-        for next in Parser::new_from_str(text) {
-            let (event, span) = next.map_err(|error| Refusal {
-                reason: RefusalReason::InvalidYaml,
-                detail: format!(
-                    "line {} column {}: {}",
-                    error.marker().line(),
-                    error.marker().col() + 1,
-                    error.info()
-                ),
-            })?;
-            reader.read(event, span)?;
-        }
-    }
+    let reader = yaml_event::read(text, || Reader::new(text))?;
     Ok(Document {
         events: reader.events,
         backends: reader.backends,
@@ -151,9 +118,8 @@ struct Frame {
 
 /// Reads events one at a time, keeping a stack instead of recursing, so
 /// nesting depth costs no native stack.
-struct Reader<'a, 'o> {
+struct Reader<'a> {
     text: &'a str,
-    offsets: &'o CharOffsets,
     events: Vec<Event<'a>>,
     stack: Vec<Frame>,
     documents: usize,
@@ -164,11 +130,30 @@ struct Reader<'a, 'o> {
     multiline_scalars: Vec<(usize, usize, usize)>,
 }
 
-impl<'a, 'o> Reader<'a, 'o> {
-    fn new(text: &'a str, offsets: &'o CharOffsets) -> Self {
+impl<'a> Sink<'a> for Reader<'a> {
+    fn event(&mut self, event: Event<'a>, span: Span) -> Result<(), Refusal> {
+        match &event {
+            Event::Scalar(..) | Event::SequenceStart | Event::MappingStart => {
+                self.node_start(&event, span)?
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.collection_end(span),
+            Event::DocumentStart(_) => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    return Err(unsupported("more than one YAML document"));
+                }
+            }
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+        }
+        self.events.push(event);
+        Ok(())
+    }
+}
+
+impl<'a> Reader<'a> {
+    fn new(text: &'a str) -> Self {
         Reader {
             text,
-            offsets,
             // About one event per 12 bytes of operator output: growing the
             // vector from empty cost more than filling it.
             events: Vec::with_capacity(text.len() / 12 + 8),
@@ -182,34 +167,7 @@ impl<'a, 'o> Reader<'a, 'o> {
         }
     }
 
-    fn read(&mut self, event: Event<'a>, span: Span) -> Result<(), Refusal> {
-        match &event {
-            Event::Alias(_) => return Err(unsupported("aliases")),
-            Event::Scalar(_, _, anchor, tag)
-            | Event::SequenceStart(anchor, tag)
-            | Event::MappingStart(anchor, tag) => {
-                if *anchor != 0 {
-                    return Err(unsupported("anchors"));
-                }
-                if tag.is_some() {
-                    return Err(unsupported("tags"));
-                }
-                self.node_start(&event, &span)?;
-            }
-            Event::SequenceEnd | Event::MappingEnd => self.collection_end(&span),
-            Event::DocumentStart(_) => {
-                self.documents += 1;
-                if self.documents > 1 {
-                    return Err(unsupported("more than one YAML document"));
-                }
-            }
-            _ => {}
-        }
-        self.events.push(event);
-        Ok(())
-    }
-
-    fn node_start(&mut self, event: &Event<'a>, span: &Span) -> Result<(), Refusal> {
+    fn node_start(&mut self, event: &Event<'a>, span: Span) -> Result<(), Refusal> {
         let is_backends_value = std::mem::take(&mut self.next_is_backends);
         match self.stack.last() {
             Some(Frame {
@@ -217,7 +175,7 @@ impl<'a, 'o> Reader<'a, 'o> {
                 role: Role::RootMapping,
                 children,
             }) if children % 2 == 0 => {
-                if matches!(event, Event::Scalar(key, ..) if key == BACKENDS_KEY) {
+                if matches!(event, Event::Scalar(key, _) if key == BACKENDS_KEY) {
                     if !matches!(self.backends, Backends::Absent) {
                         return Err(unsupported("duplicate top-level backends key"));
                     }
@@ -228,16 +186,16 @@ impl<'a, 'o> Reader<'a, 'o> {
                 role: Role::BlockBackends,
                 ..
             }) => {
-                let start = self.item_line_start(self.offsets.byte(&span.start))?;
+                let start = self.item_line_start(span.start)?;
                 self.item_starts.push(start);
                 self.item_first_events.push(self.events.len());
             }
             _ => {}
         }
         let role = match event {
-            Event::MappingStart(..) if self.stack.is_empty() => Role::RootMapping,
-            Event::SequenceStart(..) if is_backends_value => {
-                if self.text.as_bytes().get(self.offsets.byte(&span.start)) == Some(&b'[') {
+            Event::MappingStart if self.stack.is_empty() => Role::RootMapping,
+            Event::SequenceStart if is_backends_value => {
+                if self.text.as_bytes().get(span.start) == Some(&b'[') {
                     Role::FlowBackends
                 } else {
                     Role::BlockBackends
@@ -246,7 +204,7 @@ impl<'a, 'o> Reader<'a, 'o> {
             _ => Role::Other,
         };
         match event {
-            Event::Scalar(value, style, ..) => {
+            Event::Scalar(value, style) => {
                 if is_backends_value {
                     let null = *style == ScalarStyle::Plain
                         && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL");
@@ -259,7 +217,7 @@ impl<'a, 'o> Reader<'a, 'o> {
                 self.note_multiline(*style, span);
                 self.completed();
             }
-            Event::MappingStart(..) => {
+            Event::MappingStart => {
                 if is_backends_value {
                     self.backends = Backends::NotSequence;
                 }
@@ -278,18 +236,17 @@ impl<'a, 'o> Reader<'a, 'o> {
         Ok(())
     }
 
-    fn collection_end(&mut self, span: &Span) {
+    fn collection_end(&mut self, span: Span) {
         let Some(frame) = self.stack.pop() else {
             return;
         };
         match frame.role {
             Role::BlockBackends => {
                 // The next token starts a line, or the input has ended.
-                let next = self.offsets.byte(&span.start);
-                let end = if next >= self.text.len() {
+                let end = if span.start >= self.text.len() {
                     self.text.len()
                 } else {
-                    line_start(self.text, next)
+                    line_start(self.text, span.start)
                 };
                 let firsts = std::mem::take(&mut self.item_first_events);
                 let item_events = firsts
@@ -322,21 +279,26 @@ impl<'a, 'o> Reader<'a, 'o> {
         }
     }
 
-    fn note_multiline(&mut self, style: ScalarStyle, span: &Span) {
-        if style == ScalarStyle::Plain || span.start.line() == span.end.line() {
+    fn note_multiline(&mut self, style: ScalarStyle, span: Span) {
+        if style == ScalarStyle::Plain {
             return;
         }
-        // Block scalar spans start at the first content line, whose column is
-        // the content indentation; quoted ones span exactly.
+        let Some(spanned) = self.text.as_bytes().get(span.start..span.end) else {
+            return;
+        };
+        if memchr::memchr(b'\n', spanned).is_none() {
+            return;
+        }
+        let first_line = line_start(self.text, span.start);
+        // Block scalar spans start at the first content line, after its
+        // indentation (spaces, so bytes count as columns); quoted ones span
+        // exactly.
         let min_indent = match style {
-            ScalarStyle::Literal | ScalarStyle::Folded => span.start.col(),
+            ScalarStyle::Literal | ScalarStyle::Folded => span.start - first_line,
             _ => 0,
         };
-        self.multiline_scalars.push((
-            line_start(self.text, self.offsets.byte(&span.start)),
-            self.offsets.byte(&span.end),
-            min_indent,
-        ));
+        self.multiline_scalars
+            .push((first_line, span.end, min_indent));
     }
 
     /// The start of the line holding the `-` that introduces the item whose
@@ -363,50 +325,13 @@ impl<'a, 'o> Reader<'a, 'o> {
 /// Byte offset of the start of the line that contains `offset`.
 pub fn line_start(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
-    text.as_bytes()[..offset]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1)
-}
-
-fn unsupported(what: &str) -> Refusal {
-    Refusal {
-        reason: RefusalReason::Unsupported,
-        detail: format!("config uses {what}"),
-    }
-}
-
-/// saphyr reports character indices; slicing needs bytes.
-enum CharOffsets {
-    Ascii,
-    Table(Vec<usize>),
-}
-
-impl CharOffsets {
-    fn new(text: &str) -> Self {
-        if text.is_ascii() {
-            CharOffsets::Ascii
-        } else {
-            let mut table: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-            table.push(text.len());
-            CharOffsets::Table(table)
-        }
-    }
-
-    fn byte(&self, marker: &Marker) -> usize {
-        match self {
-            CharOffsets::Ascii => marker.index(),
-            CharOffsets::Table(table) => table
-                .get(marker.index())
-                .copied()
-                .unwrap_or_else(|| table.last().copied().unwrap_or(0)),
-        }
-    }
+    memchr::memrchr(b'\n', &text.as_bytes()[..offset]).map_or(0, |i| i + 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normalize::RefusalReason;
 
     fn layout(text: &str) -> BackendsLayout {
         match parse(text).map(|d| d.backends) {
