@@ -33,17 +33,6 @@ pub fn normalize_configmap(object: &Value) -> Outcome {
 
     let mut changes = Vec::new();
     let mut patch = Vec::new();
-    if let Some(reordered) = &reordered {
-        changes.push(Change::BackendsReordered {
-            key: CONFIG_KEY.to_owned(),
-            items: reordered.items,
-        });
-        patch.push(replace(
-            ["data", CONFIG_KEY],
-            Value::String(reordered.text.clone()),
-        ));
-    }
-
     let annotations = object.pointer("/metadata/annotations");
     match annotations.and_then(|a| a.get(CONTENT_CHECKSUM_ANNOTATION)) {
         None => {}
@@ -69,6 +58,21 @@ pub fn normalize_configmap(object: &Value) -> Outcome {
                 "annotation {CONTENT_CHECKSUM_ANNOTATION} is not a string"
             ));
         }
+    }
+    // The config goes first, as a reader of the patch expects; its text
+    // moves into the patch, it is not copied.
+    if let Some(reordered) = reordered {
+        changes.insert(
+            0,
+            Change::BackendsReordered {
+                key: CONFIG_KEY.to_owned(),
+                items: reordered.items,
+            },
+        );
+        patch.insert(
+            0,
+            replace(["data", CONFIG_KEY], Value::String(reordered.text)),
+        );
     }
 
     if patch.is_empty() {
