@@ -53,6 +53,7 @@ pub fn read<'a>(text: &'a str, sink: &mut impl Sink<'a>) -> Result<bool, Refusal
     let mut reader = Reader {
         text,
         lines: split_lines(text),
+        may_comment: may_comment(text),
         at: 0,
         sink,
         stopped: None,
@@ -101,6 +102,9 @@ fn split_lines(text: &str) -> Vec<Line> {
 struct Reader<'a, 's, S> {
     text: &'a str,
     lines: Vec<Line>,
+    /// Whether a ` #` stands anywhere in the text. yaml.v3 output almost
+    /// never has one, and then no scalar needs to be checked for it.
+    may_comment: bool,
     /// The current line.
     at: usize,
     sink: &'s mut S,
@@ -192,7 +196,7 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
             let line = self.lines[self.at];
             let colon = self.entry_key_end(key_at, line.end)?;
             let key = &self.text[key_at..colon];
-            if !plain_ok(key) || key.ends_with(' ') {
+            if !self.plain_ok(key) || key.ends_with(' ') {
                 return None;
             }
             self.push_scalar(Cow::Borrowed(key), ScalarStyle::Plain, key_at, colon)?;
@@ -252,7 +256,8 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
                 if !quotes_paired(inner) {
                     return None;
                 }
-                let unquoted = if inner.contains("''") {
+                // Every quote inside comes doubled (checked above).
+                let unquoted = if inner.as_bytes().contains(&b'\'') {
                     Cow::Owned(inner.replace("''", "'"))
                 } else {
                     Cow::Borrowed(inner)
@@ -260,7 +265,7 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
                 self.push_scalar(unquoted, ScalarStyle::SingleQuoted, at, end)?;
             }
             _ => {
-                if !plain_ok(value) || has_pair(value, b':', b' ') || value.ends_with(':') {
+                if !self.plain_ok(value) || has_pair(value, b':', b' ') || value.ends_with(':') {
                     return None;
                 }
                 self.push_scalar(Cow::Borrowed(value), ScalarStyle::Plain, at, end)?;
@@ -331,10 +336,19 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
         ]) {
             return None;
         }
+        // Keys are short: a plain loop finds their colon sooner than memchr
+        // gets going.
         let bytes = text.as_bytes();
-        memchr::memchr_iter(b':', bytes)
-            .find(|&i| bytes.get(i + 1).is_none_or(|&b| b == b' '))
+        (0..bytes.len())
+            .find(|&i| bytes[i] == b':' && bytes.get(i + 1).is_none_or(|&b| b == b' '))
             .map(|i| from + i)
+    }
+
+    /// One-line plain text this reader reads the way saphyr does: no
+    /// indicator in front, no comment, nothing that could start another
+    /// token.
+    fn plain_ok(&self, text: &str) -> bool {
+        plain_start(text) && !(self.may_comment && has_pair(text, b' ', b'#'))
     }
 
     fn skip_blank(&mut self) {
@@ -397,9 +411,9 @@ fn is_entry(content: &str) -> bool {
     content == "-" || content.starts_with("- ")
 }
 
-/// One-line plain text this reader reads the way saphyr does: no indicator
-/// in front, no comment, nothing that could start another token.
-fn plain_ok(text: &str) -> bool {
+/// Whether plain text may start the way `text` does: not empty and no
+/// indicator in front.
+fn plain_start(text: &str) -> bool {
     let Some(&first) = text.as_bytes().first() else {
         return false;
     };
@@ -423,7 +437,13 @@ fn plain_ok(text: &str) -> bool {
     );
     let dash_like =
         matches!(first, b'-' | b'?' | b':') && text.as_bytes().get(1).is_none_or(|&b| b == b' ');
-    !indicator && !dash_like && !has_pair(text, b' ', b'#')
+    !indicator && !dash_like
+}
+
+/// Whether a ` #` stands anywhere in `text`.
+fn may_comment(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'#', bytes).any(|at| at > 0 && bytes[at - 1] == b' ')
 }
 
 /// Whether `first` is directly followed by `second` somewhere in `text`
