@@ -92,7 +92,8 @@ fn split_lines(text: &str) -> Vec<Line> {
     let mut lines = Vec::with_capacity(text.len() / 24);
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', bytes) {
-        let indent = bytes[start..end].iter().take_while(|&&b| b == b' ').count();
+        // The rest of the text, not the line: the line break ends the run.
+        let indent = leading_spaces(&bytes[start..]);
         lines.push(Line { start, end, indent });
         start = end + 1;
     }
@@ -336,12 +337,7 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
         ]) {
             return None;
         }
-        // Keys are short: a plain loop finds their colon sooner than memchr
-        // gets going.
-        let bytes = text.as_bytes();
-        (0..bytes.len())
-            .find(|&i| bytes[i] == b':' && bytes.get(i + 1).is_none_or(|&b| b == b' '))
-            .map(|i| from + i)
+        key_colon(self.text.as_bytes(), from, end)
     }
 
     /// One-line plain text this reader reads the way saphyr does: no
@@ -404,6 +400,64 @@ enum Chomp {
     Clip,
     Strip,
     Keep,
+}
+
+// Keys, indentation and line lengths vary from line to line, so a loop
+// over bytes that stops at the first hit mispredicts its exit on nearly
+// every line. These look at eight bytes at a time instead (the word trick
+// serde_json's reader uses), and most lines need one word.
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// Eight bytes from `at`, when there are eight.
+fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let word: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(word))
+}
+
+/// The high bit of each byte of `word` that equals `byte`; exact per byte,
+/// since only the low seven bits are added and no carry crosses a byte.
+fn byte_marks(word: u64, byte: u8) -> u64 {
+    let x = word ^ (0x0101_0101_0101_0101 * u64::from(byte));
+    !(((x & LOW7) + LOW7) | x) & !LOW7
+}
+
+/// How many spaces `bytes` starts with.
+fn leading_spaces(bytes: &[u8]) -> usize {
+    let mut count = 0;
+    while let Some(word) = word_at(bytes, count) {
+        let others = !byte_marks(word, b' ') & !LOW7;
+        if others != 0 {
+            return count + others.trailing_zeros() as usize / 8;
+        }
+        count += 8;
+    }
+    count + bytes[count..].iter().take_while(|&&b| b == b' ').count()
+}
+
+/// The first `:` in `bytes[from..end]` that is followed by a space or by
+/// `end` (where a line breaks).
+fn key_colon(bytes: &[u8], from: usize, end: usize) -> Option<usize> {
+    let ends_key = |i: usize| i + 1 == end || bytes.get(i + 1) == Some(&b' ');
+    let mut at = from;
+    while at < end {
+        let Some(word) = word_at(bytes, at) else {
+            break;
+        };
+        let mut colons = byte_marks(word, b':');
+        while colons != 0 {
+            let i = at + colons.trailing_zeros() as usize / 8;
+            if i >= end {
+                return None;
+            }
+            if ends_key(i) {
+                return Some(i);
+            }
+            colons &= colons - 1;
+        }
+        at += 8;
+    }
+    (at..end).find(|&i| bytes[i] == b':' && ends_key(i))
 }
 
 /// A sequence entry line: `- ...` or a lone `-`.
@@ -550,6 +604,38 @@ mod tests {
         assert!(!has_pair("#", b' ', b'#'));
         assert!(!has_pair("", b' ', b'#'));
         assert!(has_pair("x: y", b':', b' '));
+    }
+
+    mod words {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn byte_marks_are_exact(word in any::<[u8; 8]>(), byte in any::<u8>()) {
+                let marks = byte_marks(u64::from_le_bytes(word), byte);
+                for (i, &b) in word.iter().enumerate() {
+                    prop_assert_eq!(marks >> (8 * i + 7) & 1 == 1, b == byte);
+                }
+                prop_assert_eq!(marks & LOW7, 0);
+            }
+
+            #[test]
+            fn word_scans_agree_with_byte_scans(text in "[ a:]{0,40}\n[ a:]{0,20}", from in 0usize..70) {
+                let bytes = text.as_bytes();
+                let from = from.min(bytes.len());
+                prop_assert_eq!(
+                    leading_spaces(&bytes[from..]),
+                    bytes[from..].iter().take_while(|&&b| b == b' ').count()
+                );
+                let end = bytes[from..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| from + i);
+                let line = &bytes[from..end];
+                let expected = (0..line.len())
+                    .find(|&i| line[i] == b':' && line.get(i + 1).is_none_or(|&b| b == b' '))
+                    .map(|i| from + i);
+                prop_assert_eq!(key_colon(bytes, from, end), expected);
+            }
+        }
     }
 
     #[test]
