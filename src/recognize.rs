@@ -27,10 +27,7 @@ pub const CONFIG_VOLUME: &str = "vmcp-config";
 /// vMCP ConfigMap, just one the normalizer will refuse with a reason).
 pub fn is_vmcp_configmap(object: &Value) -> bool {
     label(object, COMPONENT_LABEL) == Some(VMCP_CONFIG_COMPONENT)
-        && object
-            .pointer("/data")
-            .and_then(|d| d.get(CONFIG_KEY))
-            .is_some()
+        && at(object, &["data", CONFIG_KEY]).is_some()
 }
 
 /// A vMCP Deployment: labels `app.kubernetes.io/name: virtualmcpserver` and
@@ -41,18 +38,23 @@ pub fn vmcp_deployment_configmap(object: &Value) -> Option<&str> {
         return None;
     }
     label(object, INSTANCE_LABEL).filter(|instance| !instance.is_empty())?;
-    object
-        .pointer("/spec/template/spec/volumes")?
+    at(object, &["spec", "template", "spec", "volumes"])?
         .as_array()?
         .iter()
-        .find(|volume| volume.get("name").and_then(Value::as_str) == Some(CONFIG_VOLUME))?
-        .pointer("/configMap/name")?
+        .find(|volume| volume.get("name").and_then(Value::as_str) == Some(CONFIG_VOLUME))
+        .and_then(|volume| at(volume, &["configMap", "name"]))?
         .as_str()
         .filter(|name| !name.is_empty())
 }
 
 fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
-    object.pointer("/metadata/labels")?.get(key)?.as_str()
+    at(object, &["metadata", "labels", key])?.as_str()
+}
+
+/// The value under `keys`, one object key after another: `Value::pointer`
+/// without parsing a pointer string, which allocates a copy of every token.
+pub fn at<'v>(value: &'v Value, keys: &[&str]) -> Option<&'v Value> {
+    keys.iter().try_fold(value, |value, key| value.get(key))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::backends::sort_backends;
 use super::{Change, Normalized, Outcome, Refusal, RefusalReason};
 use crate::checksum::content_checksum_with;
-use crate::recognize::{CONFIG_KEY, CONTENT_CHECKSUM_ANNOTATION, is_vmcp_configmap};
+use crate::recognize::{CONFIG_KEY, CONTENT_CHECKSUM_ANNOTATION, at, is_vmcp_configmap};
 
 /// Normalize a ConfigMap exactly as it arrives inside an AdmissionReview.
 ///
@@ -19,11 +19,7 @@ pub fn normalize_configmap(object: &Value) -> Outcome {
     if !is_vmcp_configmap(object) {
         return Outcome::NotVmcp;
     }
-    let Some(config) = object
-        .pointer("/data")
-        .and_then(|d| d.get(CONFIG_KEY))
-        .and_then(Value::as_str)
-    else {
+    let Some(config) = at(object, &["data", CONFIG_KEY]).and_then(Value::as_str) else {
         return malformed(format!("data[{CONFIG_KEY:?}] is not a string"));
     };
     let reordered = match sort_backends(config) {
@@ -33,8 +29,10 @@ pub fn normalize_configmap(object: &Value) -> Outcome {
 
     let mut changes = Vec::new();
     let mut patch = Vec::new();
-    let annotations = object.pointer("/metadata/annotations");
-    match annotations.and_then(|a| a.get(CONTENT_CHECKSUM_ANNOTATION)) {
+    match at(
+        object,
+        &["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION],
+    ) {
         None => {}
         Some(Value::String(current)) => {
             let candidate = reordered.as_ref().map(|r| (CONFIG_KEY, r.text.as_str()));

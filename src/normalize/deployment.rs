@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::{Outcome, normalize_configmap};
 use crate::recognize::{
-    CONTENT_CHECKSUM_ANNOTATION, RUNCONFIG_CHECKSUM_ANNOTATION, vmcp_deployment_configmap,
+    CONTENT_CHECKSUM_ANNOTATION, RUNCONFIG_CHECKSUM_ANNOTATION, at, vmcp_deployment_configmap,
 };
 
 /// The ConfigMap a vMCP Deployment's checksum must follow, read before any
@@ -43,10 +43,16 @@ pub fn checksum_source(deployment: &Value) -> ChecksumSource<'_> {
     let Some(name) = vmcp_deployment_configmap(deployment) else {
         return ChecksumSource::NotVmcp;
     };
-    let current = match deployment
-        .pointer("/spec/template/metadata/annotations")
-        .and_then(|annotations| annotations.get(RUNCONFIG_CHECKSUM_ANNOTATION))
-    {
+    let current = match at(
+        deployment,
+        &[
+            "spec",
+            "template",
+            "metadata",
+            "annotations",
+            RUNCONFIG_CHECKSUM_ANNOTATION,
+        ],
+    ) {
         None => return ChecksumSource::NoRunconfigChecksum,
         Some(Value::String(current)) => current.as_str(),
         Some(_) => {
@@ -199,17 +205,18 @@ pub fn canonical_content_checksum(configmap: &Value) -> Result<String, Unsynced>
         }
     };
     // The normalizer refuses a non-string checksum, so this is a string or absent.
-    canonical
-        .pointer("/metadata/annotations")
-        .and_then(|annotations| annotations.get(CONTENT_CHECKSUM_ANNOTATION))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            Unsynced::new(
-                UnsyncedReason::NoContentChecksum,
-                format!("the ConfigMap has no {CONTENT_CHECKSUM_ANNOTATION} annotation"),
-            )
-        })
+    at(
+        canonical,
+        &["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION],
+    )
+    .and_then(Value::as_str)
+    .map(str::to_owned)
+    .ok_or_else(|| {
+        Unsynced::new(
+            UnsyncedReason::NoContentChecksum,
+            format!("the ConfigMap has no {CONTENT_CHECKSUM_ANNOTATION} annotation"),
+        )
+    })
 }
 
 /// The one operation this module ever emits: a `replace` of an annotation
