@@ -27,28 +27,19 @@ pub fn normalize_configmap(object: &Value) -> Outcome {
         Err(refusal) => return Outcome::Refused(refusal),
     };
 
-    let mut changes = Vec::new();
-    let mut patch = Vec::new();
-    match at(
+    // The checksum is computed over the reordered text before that text
+    // moves into the patch.
+    let new_checksum = match at(
         object,
         &["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION],
     ) {
-        None => {}
+        None => None,
         Some(Value::String(current)) => {
             let candidate = reordered.as_ref().map(|r| (CONFIG_KEY, r.text.as_str()));
-            let checksum = match content_checksum_with(object, candidate) {
-                Ok(checksum) => checksum,
+            match content_checksum_with(object, candidate) {
+                Ok(checksum) if checksum == *current => None,
+                Ok(checksum) => Some((current, checksum)),
                 Err(error) => return malformed(error.to_string()),
-            };
-            if *current != checksum {
-                patch.push(replace(
-                    ["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION],
-                    Value::String(checksum.clone()),
-                ));
-                changes.push(Change::ContentChecksum {
-                    from: current.clone(),
-                    to: checksum,
-                });
             }
         }
         Some(_) => {
@@ -56,21 +47,26 @@ pub fn normalize_configmap(object: &Value) -> Outcome {
                 "annotation {CONTENT_CHECKSUM_ANNOTATION} is not a string"
             ));
         }
-    }
-    // The config goes first, as a reader of the patch expects; its text
-    // moves into the patch, it is not copied.
+    };
+
+    let mut changes = Vec::new();
+    let mut patch = Vec::new();
     if let Some(reordered) = reordered {
-        changes.insert(
-            0,
-            Change::BackendsReordered {
-                key: CONFIG_KEY.to_owned(),
-                items: reordered.items,
-            },
-        );
-        patch.insert(
-            0,
-            replace(["data", CONFIG_KEY], Value::String(reordered.text)),
-        );
+        changes.push(Change::BackendsReordered {
+            key: CONFIG_KEY.to_owned(),
+            items: reordered.items,
+        });
+        patch.push(replace(["data", CONFIG_KEY], Value::String(reordered.text)));
+    }
+    if let Some((current, checksum)) = new_checksum {
+        patch.push(replace(
+            ["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION],
+            Value::String(checksum.clone()),
+        ));
+        changes.push(Change::ContentChecksum {
+            from: current.clone(),
+            to: checksum,
+        });
     }
 
     if patch.is_empty() {
