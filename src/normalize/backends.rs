@@ -308,6 +308,17 @@ mod tests {
     }
 
     #[test]
+    fn what_only_saphyr_reads_is_reordered_too() {
+        // The fast reader hands over `note: one` before it sees the
+        // continuation line and declines; the proof must not stop on that.
+        let text = "backends:\n  - name: b\n    note: one\n      two\n  - name: a\n";
+        assert_eq!(
+            sorted(text),
+            "backends:\n  - name: a\n  - name: b\n    note: one\n      two\n"
+        );
+    }
+
+    #[test]
     fn in_order_or_short_lists_are_left_alone() {
         for text in [
             "backends:\n  - name: a\n  - name: b\n",

@@ -48,14 +48,17 @@ pub trait Sink<'a> {
 
 /// Read `text`, handing its events to a sink made by `fresh`.
 ///
-/// The fast reader goes first. When it declines (possibly after some events),
-/// a fresh sink gets saphyr-parser's events from the start. The sink that saw
-/// the whole text is returned. Anchors, aliases, tags and CR line endings are
-/// refused as [`RefusalReason::Unsupported`]; text that is not YAML is
+/// The fast reader goes first. When it declines, a fresh sink gets
+/// saphyr-parser's events from the start; so it does when the sink stopped
+/// the fast reading, because events handed over before a decline need not be
+/// saphyr's (`a: one` is handed over before the reader sees that the next
+/// line continues the scalar). The sink that saw the whole text is returned.
+/// Anchors, aliases, tags and CR line endings are refused as
+/// [`RefusalReason::Unsupported`]; text that is not YAML is
 /// [`RefusalReason::InvalidYaml`].
 pub fn read<'a, S: Sink<'a>>(text: &'a str, mut fresh: impl FnMut() -> S) -> Result<S, Refusal> {
     let mut sink = fresh();
-    if fast_yaml::read(text, &mut sink)? {
+    if let Ok(true) = fast_yaml::read(text, &mut sink) {
         return Ok(sink);
     }
     let mut sink = fresh();
@@ -222,6 +225,31 @@ mod tests {
             general_events("a: [\n").unwrap_err().reason,
             RefusalReason::InvalidYaml
         );
+    }
+
+    /// Stops at the first scalar that is not `expected`.
+    struct Expecting(&'static str);
+
+    impl<'a> Sink<'a> for Expecting {
+        fn event(&mut self, event: Event<'a>, _: Span) -> Result<(), Refusal> {
+            match event {
+                Event::Scalar(value, _) if value != "a" && value != self.0 => Err(Refusal {
+                    reason: RefusalReason::ProofFailed,
+                    detail: format!("{value:?}"),
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn saphyr_has_the_last_word_when_a_sink_stops_the_fast_reader() {
+        // The fast reader hands over `one` before it sees the continuation
+        // line; saphyr reads the scalar as `one two`.
+        let text = "a: one\n  two\n";
+        assert!(read(text, || Expecting("one two")).is_ok());
+        let refusal = read(text, || Expecting("three")).map(|_| ()).unwrap_err();
+        assert_eq!(refusal.detail, "\"one two\"");
     }
 
     #[test]
