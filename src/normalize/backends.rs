@@ -104,15 +104,23 @@ fn refuse_comments(
     start: usize,
     end: usize,
 ) -> Result<(), Refusal> {
-    let region = &text[start..end];
-    let mut line_begin = 0;
-    let breaks = memchr::memchr_iter(b'\n', region.as_bytes()).map(|at| at + 1);
-    for line_end in breaks.chain(std::iter::once(region.len())) {
-        let line = &region[line_begin..line_end];
-        if is_free_line(document, start + line_begin, line) && !line.trim().is_empty() {
+    // Only a line whose first byte after its indentation is `#` can be a
+    // comment line, and `#` is rare: visit those instead of every line.
+    let region = &text.as_bytes()[start..end];
+    for hash in memchr::memchr_iter(b'#', region) {
+        let line_begin = memchr::memrchr(b'\n', &region[..hash]).map_or(0, |at| at + 1);
+        if region[line_begin..hash].iter().any(|&b| b != b' ') {
+            continue;
+        }
+        let line_end =
+            memchr::memchr(b'\n', &region[hash..]).map_or(region.len(), |at| hash + at + 1);
+        if is_free_line(
+            document,
+            start + line_begin,
+            &text[start + line_begin..start + line_end],
+        ) {
             return Err(unsupported("comments between backends items"));
         }
-        line_begin = line_end;
     }
     Ok(())
 }
@@ -304,6 +312,15 @@ mod tests {
         assert_eq!(
             sorted(text),
             "backends:\n  - name: a\n  - name: b\n    note: |\n      # heading\n      text\n"
+        );
+    }
+
+    #[test]
+    fn a_hash_inside_a_line_is_not_a_comment_line() {
+        let text = "backends:\n  - name: b\n    url: http://h/sse#b\n  - name: a\n    note: x #1\n";
+        assert_eq!(
+            sorted(text),
+            "backends:\n  - name: a\n    note: x #1\n  - name: b\n    url: http://h/sse#b\n"
         );
     }
 
