@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod normalize;
 pub mod recognize;
 pub mod server;
+mod words;

@@ -6,6 +6,8 @@
 use json_patch::{PatchOperation, ReplaceOperation};
 use serde_json::Value;
 
+use crate::words::{HIGH, LOW7, ONES, byte_marks, word_at};
+
 /// Append `text` as a JSON string, escaped exactly as serde_json escapes it.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
@@ -18,7 +20,7 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
     let mut words = bytes.chunks_exact(8);
     let mut word_start = 0;
     for word in &mut words {
-        let mut marks = escape_marks(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
+        let mut marks = escape_marks(word_at(word, 0).unwrap_or(0));
         while marks != 0 {
             let at = word_start + marks.trailing_zeros() as usize / 8;
             out.extend_from_slice(&bytes[run..at]);
@@ -48,15 +50,9 @@ fn needs_escape(byte: u8) -> bool {
 /// below 0x20, a quote or a backslash. Exact per byte: no carry crosses a
 /// byte, because only the low seven bits are added.
 fn escape_marks(word: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = !LOW7;
-    const ONES: u64 = 0x0101_0101_0101_0101;
     // High bit set where the byte is 0x20 or more (or not ASCII).
     let printable = (((word & LOW7) + ONES * 0x60) | word) & HIGH;
-    let zero = |x: u64| !(((x & LOW7) + LOW7) | x) & HIGH;
-    let quote = zero(word ^ (ONES * u64::from(b'"')));
-    let backslash = zero(word ^ (ONES * u64::from(b'\\')));
-    (!printable & HIGH) | quote | backslash
+    (!printable & HIGH) | byte_marks(word, b'"') | byte_marks(word, b'\\')
 }
 
 /// Append the standard base64 of `bytes`; base64 needs no JSON escaping.

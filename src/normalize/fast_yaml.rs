@@ -15,6 +15,7 @@ use std::borrow::Cow;
 
 use super::Refusal;
 use super::yaml_event::{Event, ScalarStyle, Sink, Span};
+use crate::words::{HIGH, byte_marks, word_at};
 
 /// One line of the text.
 #[derive(Debug, Clone, Copy)]
@@ -402,31 +403,14 @@ enum Chomp {
     Keep,
 }
 
-// Keys, indentation and line lengths vary from line to line, so a loop
-// over bytes that stops at the first hit mispredicts its exit on nearly
-// every line. These look at eight bytes at a time instead (the word trick
-// serde_json's reader uses), and most lines need one word.
-
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-
-/// Eight bytes from `at`, when there are eight.
-fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
-    let word: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
-    Some(u64::from_le_bytes(word))
-}
-
-/// The high bit of each byte of `word` that equals `byte`; exact per byte,
-/// since only the low seven bits are added and no carry crosses a byte.
-fn byte_marks(word: u64, byte: u8) -> u64 {
-    let x = word ^ (0x0101_0101_0101_0101 * u64::from(byte));
-    !(((x & LOW7) + LOW7) | x) & !LOW7
-}
+// Keys, indentation and line lengths vary from line to line; these look at
+// eight bytes at a time (crate::words), and most lines need one word.
 
 /// How many spaces `bytes` starts with.
 fn leading_spaces(bytes: &[u8]) -> usize {
     let mut count = 0;
     while let Some(word) = word_at(bytes, count) {
-        let others = !byte_marks(word, b' ') & !LOW7;
+        let others = !byte_marks(word, b' ') & HIGH;
         if others != 0 {
             return count + others.trailing_zeros() as usize / 8;
         }
@@ -611,15 +595,6 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            #[test]
-            fn byte_marks_are_exact(word in any::<[u8; 8]>(), byte in any::<u8>()) {
-                let marks = byte_marks(u64::from_le_bytes(word), byte);
-                for (i, &b) in word.iter().enumerate() {
-                    prop_assert_eq!(marks >> (8 * i + 7) & 1 == 1, b == byte);
-                }
-                prop_assert_eq!(marks & LOW7, 0);
-            }
-
             #[test]
             fn word_scans_agree_with_byte_scans(text in "[ a:]{0,40}\n[ a:]{0,20}", from in 0usize..70) {
                 let bytes = text.as_bytes();
