@@ -128,14 +128,6 @@ fn refuse_comments(
 /// A blank or comment line that is not the content of a multi-line scalar.
 fn is_free_line(document: &Document<'_>, line_begin: usize, line: &str) -> bool {
     let content = line.trim_start_matches(' ');
-    // Nearly every line starts with content: tell those apart cheaply.
-    if content
-        .as_bytes()
-        .first()
-        .is_some_and(|&b| b.is_ascii_graphic() && b != b'#')
-    {
-        return false;
-    }
     let blank = content.trim_end().is_empty();
     if !(blank || content.starts_with('#')) {
         return false;
