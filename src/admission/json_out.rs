@@ -57,19 +57,7 @@ fn escape_marks(word: u64) -> u64 {
 
 /// Append the standard base64 of `bytes`; base64 needs no JSON escaping.
 pub fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
-    use base64::Engine;
-    let engine = &base64::engine::general_purpose::STANDARD;
-    let start = out.len();
-    if let Some(len) = base64::encoded_len(bytes.len(), true) {
-        out.resize(start + len, 0);
-        if let Ok(written) = engine.encode_slice(bytes, &mut out[start..]) {
-            out.truncate(start + written);
-            return;
-        }
-    }
-    // Not reached (the room is exact), but never a panic or a short answer.
-    out.truncate(start);
-    out.extend_from_slice(engine.encode(bytes).as_bytes());
+    base64_simd::STANDARD.encode_append(bytes, out);
 }
 
 fn write_escape(out: &mut Vec<u8>, byte: u8) {
