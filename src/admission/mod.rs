@@ -365,7 +365,7 @@ impl Admission {
         let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let dry_run = request.dry_run.unwrap_or(false);
         macro_rules! admission_line {
-            ($level:ident) => {
+            ($level:ident, $($detail:tt)+) => {
                 tracing::$level!(
                     uid = %request.uid,
                     kind = %request.kind.kind,
@@ -375,16 +375,25 @@ impl Admission {
                     dry_run,
                     outcome = %outcome,
                     elapsed_us,
-                    warnings = ?verdict.warnings,
+                    $($detail)+,
                     "admission"
                 )
             };
         }
         match verdict.decision {
             Decision::Refused { .. } | Decision::TimedOut | Decision::Error => {
-                admission_line!(warn)
+                admission_line!(warn, warnings = ?verdict.warnings)
             }
-            _ => admission_line!(info),
+            // What a patch changed is in its audit annotation, in a word or
+            // two; the warnings say the same at length.
+            Decision::Patched => admission_line!(
+                info,
+                normalized = verdict
+                    .audit_annotations
+                    .get("normalized")
+                    .map_or("", String::as_str)
+            ),
+            _ => admission_line!(info, warnings = ?verdict.warnings),
         }
     }
 }
