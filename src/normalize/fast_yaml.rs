@@ -88,17 +88,54 @@ fn plain_ascii(bytes: &[u8]) -> bool {
 }
 
 /// The lines of a text that ends with a line break.
+///
+/// Line breaks are found 64 bytes at a time as a bit mask built without a
+/// branch, so the only unpredictable exit per block is the last break in
+/// it; a memchr call per line costs a call and its own exits per line.
 fn split_lines(text: &str) -> Vec<Line> {
     let bytes = text.as_bytes();
-    let mut lines = Vec::with_capacity(text.len() / 24);
+    let mut lines = Vec::with_capacity(text.len() / 24 + 1);
     let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', bytes) {
+    let mut push = |end: usize, start: &mut usize| {
         // The rest of the text, not the line: the line break ends the run.
-        let indent = leading_spaces(&bytes[start..]);
-        lines.push(Line { start, end, indent });
-        start = end + 1;
+        let indent = leading_spaces(&bytes[*start..]);
+        lines.push(Line {
+            start: *start,
+            end,
+            indent,
+        });
+        *start = end + 1;
+    };
+    let mut blocks = bytes.chunks_exact(64);
+    let mut block_start = 0;
+    for block in &mut blocks {
+        let mut breaks = break_mask(block);
+        while breaks != 0 {
+            push(block_start + breaks.trailing_zeros() as usize, &mut start);
+            breaks &= breaks - 1;
+        }
+        block_start += 64;
+    }
+    for (at, &byte) in blocks.remainder().iter().enumerate() {
+        if byte == b'\n' {
+            push(block_start + at, &mut start);
+        }
     }
     lines
+}
+
+/// Bit `i` set where `block[i]` is a line break: each word's byte marks
+/// gathered into eight bits by one multiplication (every product term lands
+/// on its own bit, so nothing carries).
+fn break_mask(block: &[u8]) -> u64 {
+    const GATHER: u64 = 0x0102_0408_1020_4080;
+    let mut mask = 0;
+    for (index, word) in block.chunks_exact(8).enumerate() {
+        let word = word_at(word, 0).unwrap_or(0);
+        let marks = byte_marks(word, b'\n') >> 7;
+        mask |= (marks.wrapping_mul(GATHER) >> 56) << (8 * index);
+    }
+    mask
 }
 
 struct Reader<'a, 's, S> {
@@ -626,6 +663,36 @@ mod tests {
                     .find(|&i| line[i] == b':' && line.get(i + 1).is_none_or(|&b| b == b' '))
                     .map(|i| from + i);
                 prop_assert_eq!(key_colon(bytes, from, end), expected);
+            }
+
+            #[test]
+            fn lines_are_split_at_every_break(text in "[ a\n]{0,200}") {
+                let text = format!("{text}\n");
+                let lines = split_lines(&text);
+                let ends: Vec<usize> = text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i).collect();
+                prop_assert_eq!(lines.iter().map(|l| l.end).collect::<Vec<_>>(), ends);
+                for (index, line) in lines.iter().enumerate() {
+                    let start = if index == 0 { 0 } else { lines[index - 1].end + 1 };
+                    prop_assert_eq!(line.start, start);
+                    prop_assert_eq!(line.indent, text[start..].bytes().take_while(|&b| b == b' ').count());
+                }
+            }
+
+            #[test]
+            fn break_masks_are_exact(block in prop::collection::vec(prop_oneof![Just(b'\n'), any::<u8>()], 64)) {
+                let mask = break_mask(&block);
+                for (i, &byte) in block.iter().enumerate() {
+                    prop_assert_eq!(mask >> i & 1 == 1, byte == b'\n', "byte {}", i);
+                }
+            }
+
+            #[test]
+            fn pair_scan_agrees_with_a_byte_scan(text in "[ a:#]{0,40}") {
+                let bytes = text.as_bytes();
+                for (first, second) in [(b':', b' '), (b' ', b'#')] {
+                    let expected = bytes.windows(2).any(|pair| pair == [first, second]);
+                    prop_assert_eq!(has_pair(&text, first, second), expected);
+                }
             }
         }
     }
