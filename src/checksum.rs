@@ -30,41 +30,34 @@ pub fn content_checksum_with(
     replaced: Option<(&str, &str)>,
 ) -> Result<String, ChecksumError> {
     let mut hasher = Context::new(&SHA256);
-    let data = string_map(configmap.get("data"), "data")?;
-    for (key, value) in data {
-        hasher.update(key.as_bytes());
-        match replaced {
-            Some((replaced_key, replacement)) if replaced_key == key => {
-                hasher.update(replacement.as_bytes())
-            }
-            _ => hasher.update(value.as_bytes()),
-        }
-    }
+    hash_string_map(&mut hasher, configmap.get("data"), "data", replaced, None)?;
     let metadata = configmap.get("metadata");
-    for (key, value) in string_map(metadata.and_then(|m| m.get("labels")), "metadata.labels")? {
-        hasher.update(key.as_bytes());
-        hasher.update(value.as_bytes());
-    }
-    for (key, value) in string_map(
-        metadata.and_then(|m| m.get("annotations")),
+    let labels = metadata.and_then(|m| m.get("labels"));
+    hash_string_map(&mut hasher, labels, "metadata.labels", None, None)?;
+    let annotations = metadata.and_then(|m| m.get("annotations"));
+    hash_string_map(
+        &mut hasher,
+        annotations,
         "metadata.annotations",
-    )? {
-        if key != CONTENT_CHECKSUM_ANNOTATION {
-            hasher.update(key.as_bytes());
-            hasher.update(value.as_bytes());
-        }
-    }
+        None,
+        Some(CONTENT_CHECKSUM_ANNOTATION),
+    )?;
     Ok(hex::encode(hasher.finish()))
 }
 
-/// The entries of an optional map of strings, keys in byte order (Go's
-/// `sort.Strings`). `null` and absent count as empty, as Go's nil map does.
-fn string_map<'v>(
-    value: Option<&'v Value>,
+/// Hash every key then its value of an optional map of strings, keys in
+/// byte order (Go's `sort.Strings`), with `replaced` standing in for one
+/// entry's value and `skipped` left out. `null` and absent count as empty, as
+/// Go's nil map does.
+fn hash_string_map(
+    hasher: &mut Context,
+    value: Option<&Value>,
     field: &'static str,
-) -> Result<Vec<(&'v str, &'v str)>, ChecksumError> {
+    replaced: Option<(&str, &str)>,
+    skipped: Option<&str>,
+) -> Result<(), ChecksumError> {
     let map: &Map<String, Value> = match value {
-        None | Some(Value::Null) => return Ok(Vec::new()),
+        None | Some(Value::Null) => return Ok(()),
         Some(Value::Object(map)) => map,
         Some(_) => {
             return Err(ChecksumError {
@@ -73,18 +66,34 @@ fn string_map<'v>(
             });
         }
     };
-    let mut entries = map
-        .iter()
-        .map(|(key, value)| match value.as_str() {
-            Some(text) => Ok((key.as_str(), text)),
-            None => Err(ChecksumError {
+    let mut hash = |key: &str, value: &Value| {
+        let Some(value) = value.as_str() else {
+            return Err(ChecksumError {
                 field,
-                key: key.clone(),
-            }),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    Ok(entries)
+                key: key.to_owned(),
+            });
+        };
+        if skipped != Some(key) {
+            let value = match replaced {
+                Some((replaced_key, replacement)) if replaced_key == key => replacement,
+                _ => value,
+            };
+            hasher.update(key.as_bytes());
+            hasher.update(value.as_bytes());
+        }
+        Ok(())
+    };
+    // serde_json's map keeps its keys sorted unless a dependency turns on
+    // `preserve_order`; only then is a sorted copy needed.
+    if map.keys().is_sorted() {
+        map.iter().try_for_each(|(key, value)| hash(key, value))
+    } else {
+        let mut entries: Vec<_> = map.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        entries
+            .into_iter()
+            .try_for_each(|(key, value)| hash(key, value))
+    }
 }
 
 #[cfg(test)]
