@@ -1,6 +1,6 @@
 //! The vMCP config ConfigMap: sort its backend set, recompute its checksum.
 
-use json_patch::jsonptr::PointerBuf;
+use json_patch::jsonptr::Pointer;
 use json_patch::{Patch, PatchOperation, ReplaceOperation};
 use serde_json::Value;
 
@@ -56,13 +56,10 @@ pub fn normalize_configmap(object: &Value) -> Outcome {
             key: CONFIG_KEY.to_owned(),
             items: reordered.items,
         });
-        patch.push(replace(["data", CONFIG_KEY], Value::String(reordered.text)));
+        patch.push(replace(CONFIG_POINTER, Value::String(reordered.text)));
     }
     if let Some((current, checksum)) = new_checksum {
-        patch.push(replace(
-            ["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION],
-            Value::String(checksum.clone()),
-        ));
+        patch.push(replace(CHECKSUM_POINTER, Value::String(checksum.clone())));
         changes.push(Change::ContentChecksum {
             from: current.clone(),
             to: checksum,
@@ -80,10 +77,17 @@ pub fn normalize_configmap(object: &Value) -> Outcome {
     })
 }
 
+/// `/data/config.yaml`, checked when compiled (a const pointer that does
+/// not parse fails the build).
+const CONFIG_POINTER: &Pointer = Pointer::from_static("/data/config.yaml");
+/// `/metadata/annotations/toolhive.stacklok.dev~1content-checksum`.
+const CHECKSUM_POINTER: &Pointer =
+    Pointer::from_static("/metadata/annotations/toolhive.stacklok.dev~1content-checksum");
+
 /// A `replace` of a path that exists in the received object.
-fn replace<const N: usize>(tokens: [&str; N], value: Value) -> PatchOperation {
+fn replace(path: &Pointer, value: Value) -> PatchOperation {
     PatchOperation::Replace(ReplaceOperation {
-        path: PointerBuf::from_tokens(tokens),
+        path: path.to_buf(),
         value,
     })
 }
@@ -93,4 +97,22 @@ fn malformed(detail: String) -> Outcome {
         reason: RefusalReason::MalformedObject,
         detail,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use json_patch::jsonptr::PointerBuf;
+
+    #[test]
+    fn the_const_pointers_name_the_keys_they_replace() {
+        assert_eq!(
+            CONFIG_POINTER.to_buf(),
+            PointerBuf::from_tokens(["data", CONFIG_KEY])
+        );
+        assert_eq!(
+            CHECKSUM_POINTER.to_buf(),
+            PointerBuf::from_tokens(["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION])
+        );
+    }
 }

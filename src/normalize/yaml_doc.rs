@@ -157,12 +157,14 @@ impl<'a> Reader<'a> {
             // About one event per 12 bytes of operator output: growing the
             // vector from empty cost more than filling it.
             events: Vec::with_capacity(text.len() / 12 + 8),
-            stack: Vec::new(),
+            // Room for what an operator config holds, so none of these
+            // grows (a reallocation each time) while it is read.
+            stack: Vec::with_capacity(8),
             documents: 0,
             next_is_backends: false,
             backends: Backends::Absent,
-            item_starts: Vec::new(),
-            item_first_events: Vec::new(),
+            item_starts: Vec::with_capacity(16),
+            item_first_events: Vec::with_capacity(16),
             multiline_scalars: Vec::new(),
         }
     }
