@@ -6,45 +6,39 @@
 use json_patch::{PatchOperation, ReplaceOperation};
 use serde_json::Value;
 
-use crate::words::{HIGH, LOW7, ONES, byte_marks};
+use crate::words::{HIGH, LOW7, ONES, byte_marks, word_at};
 
 /// Append `text` as a JSON string, escaped exactly as serde_json escapes it.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    // A config escapes about one byte in thirty (its line breaks).
-    out.reserve(bytes.len() + bytes.len() / 16 + 2);
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
+    // Bytes from `run` on are still to be copied as they are.
+    let mut run = 0;
     // Eight bytes at a time: one word test finds the bytes to escape (the
-    // word trick serde_json's reader uses). Most words have none and are
-    // copied whole; a copy per run between escapes would be a memcpy call
-    // per line of a config.
+    // word trick serde_json's reader uses), and most words have none.
     let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        let Ok(word) = <&[u8; 8]>::try_from(chunk) else {
-            continue; // not reached: chunks_exact(8)
-        };
-        let mut marks = escape_marks(u64::from_le_bytes(*word));
-        if marks == 0 {
-            out.extend_from_slice(word);
-            continue;
-        }
-        let mut run = 0;
+    let mut word_start = 0;
+    for word in &mut words {
+        let mut marks = escape_marks(word_at(word, 0).unwrap_or(0));
         while marks != 0 {
-            let at = marks.trailing_zeros() as usize / 8;
-            out.extend_from_slice(&word[run..at]);
-            write_escape(out, word[at]);
+            let at = word_start + marks.trailing_zeros() as usize / 8;
+            out.extend_from_slice(&bytes[run..at]);
+            write_escape(out, bytes[at]);
             run = at + 1;
             marks &= marks - 1;
         }
-        out.extend_from_slice(&word[run..]);
+        word_start += 8;
     }
-    for &byte in words.remainder() {
+    for (at, &byte) in words.remainder().iter().enumerate() {
         if needs_escape(byte) {
+            let at = word_start + at;
+            out.extend_from_slice(&bytes[run..at]);
             write_escape(out, byte);
-        } else {
-            out.push(byte);
+            run = at + 1;
         }
     }
+    out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
 }
 
