@@ -178,7 +178,7 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
         if line.indent != indent {
             return None;
         }
-        if is_entry(self.line_text(&line)) {
+        if self.is_entry(&line) {
             self.sequence(indent, false)
         } else {
             self.mapping(line.content())
@@ -216,7 +216,7 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
             }
             self.skip_blank();
             match self.lines.get(self.at) {
-                Some(next) if next.indent == indent && is_entry(self.line_text(next)) => continue,
+                Some(next) if next.indent == indent && self.is_entry(next) => continue,
                 Some(next) if next.indent > indent => return None,
                 _ => break,
             }
@@ -247,7 +247,7 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
                 self.skip_blank();
                 match self.lines.get(self.at) {
                     Some(next) if next.indent > column => self.block_node(next.indent)?,
-                    Some(next) if next.indent == column && is_entry(self.line_text(next)) => {
+                    Some(next) if next.indent == column && self.is_entry(next) => {
                         self.sequence(column, true)?
                     }
                     _ => self.push_scalar(Cow::Borrowed(""), ScalarStyle::Plain, colon, colon)?,
@@ -255,7 +255,7 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
             }
             self.skip_blank();
             match self.lines.get(self.at) {
-                Some(next) if next.indent == column && !is_entry(self.line_text(next)) => {
+                Some(next) if next.indent == column && !self.is_entry(next) => {
                     key_at = next.content()
                 }
                 Some(next) if next.indent >= column => return None,
@@ -416,6 +416,15 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
         }
     }
 
+    /// A sequence entry line: `- ...` or a lone `-` (byte tests: the line
+    /// ends at a line break, so the byte after a lone `-` is one).
+    fn is_entry(&self, line: &Line) -> bool {
+        let bytes = self.text.as_bytes();
+        let content = line.content();
+        bytes.get(content) == Some(&b'-')
+            && (content + 1 == line.end || bytes.get(content + 1) == Some(&b' '))
+    }
+
     fn line_text(&self, line: &Line) -> &'a str {
         &self.text[line.content()..line.end]
     }
@@ -498,10 +507,18 @@ fn key_colon(bytes: &[u8], from: usize, end: usize) -> Option<usize> {
     (at..end).find(|&i| bytes[i] == b':' && ends_key(i))
 }
 
-/// A sequence entry line: `- ...` or a lone `-`.
-fn is_entry(content: &str) -> bool {
-    content == "-" || content.starts_with("- ")
-}
+/// The bytes that cannot start plain text, as a table: one load instead of
+/// a chain of comparisons on every key and value.
+const INDICATORS: [bool; 256] = {
+    let mut table = [false; 256];
+    let indicators = b"[]{},#&*!|>'\"%@`";
+    let mut i = 0;
+    while i < indicators.len() {
+        table[indicators[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// Whether plain text may start the way `text` does: not empty and no
 /// indicator in front.
@@ -509,24 +526,7 @@ fn plain_start(text: &str) -> bool {
     let Some(&first) = text.as_bytes().first() else {
         return false;
     };
-    let indicator = matches!(
-        first,
-        b'[' | b']'
-            | b'{'
-            | b'}'
-            | b','
-            | b'#'
-            | b'&'
-            | b'*'
-            | b'!'
-            | b'|'
-            | b'>'
-            | b'\''
-            | b'"'
-            | b'%'
-            | b'@'
-            | b'`'
-    );
+    let indicator = INDICATORS[usize::from(first)];
     let dash_like =
         matches!(first, b'-' | b'?' | b':') && text.as_bytes().get(1).is_none_or(|&b| b == b' ');
     !indicator && !dash_like
