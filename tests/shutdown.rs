@@ -225,6 +225,9 @@ async fn binary_drains_and_exits_zero_on_sigterm() {
     assert_eq!(line["uid"], "uid-bin");
     assert_eq!(line["namespace"], "toolhive-system");
     assert_eq!(line["name"], "demo-vmcp-vmcp-config");
+    // A patched review says what changed in the audit summary's words.
+    assert_eq!(line["outcome"], "patched");
+    assert_eq!(line["normalized"], "backends-reordered,content-checksum");
 
     let started = Instant::now();
     process.signal("TERM");
