@@ -96,29 +96,25 @@ fn split_lines(text: &str) -> Vec<Line> {
     let bytes = text.as_bytes();
     let mut lines = Vec::with_capacity(text.len() / 24 + 1);
     let mut start = 0;
-    let mut push = |end: usize, start: &mut usize| {
+    let mut line_ends_at = |end: usize| {
         // The rest of the text, not the line: the line break ends the run.
-        let indent = leading_spaces(&bytes[*start..]);
-        lines.push(Line {
-            start: *start,
-            end,
-            indent,
-        });
-        *start = end + 1;
+        let indent = leading_spaces(&bytes[start..]);
+        lines.push(Line { start, end, indent });
+        start = end + 1;
     };
     let mut blocks = bytes.chunks_exact(64);
     let mut block_start = 0;
     for block in &mut blocks {
         let mut breaks = break_mask(block);
         while breaks != 0 {
-            push(block_start + breaks.trailing_zeros() as usize, &mut start);
+            line_ends_at(block_start + breaks.trailing_zeros() as usize);
             breaks &= breaks - 1;
         }
         block_start += 64;
     }
     for (at, &byte) in blocks.remainder().iter().enumerate() {
         if byte == b'\n' {
-            push(block_start + at, &mut start);
+            line_ends_at(block_start + at);
         }
     }
     lines
