@@ -42,7 +42,20 @@ pub fn content_checksum_with(
         None,
         Some(CONTENT_CHECKSUM_ANNOTATION),
     )?;
-    Ok(hex::encode(hasher.finish()))
+    Ok(lower_hex(hasher.finish().as_ref()))
+}
+
+/// Lower-case hex, as Go's `%x` writes a digest. A table and one push per
+/// digit: the `hex` crate's iterator version cost more than the lookups
+/// around it on every patched review.
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(2 * bytes.len());
+    for &byte in bytes {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 /// Hash every key then its value of an optional map of strings, keys in
@@ -138,7 +151,16 @@ mod tests {
         // "authserver-config.yaml" sorts before "config.yaml" and is hashed first.
         let configmap = json!({"data": {"config.yaml": "c", "authserver-config.yaml": "a"}});
         let expected = ring::digest::digest(&SHA256, b"authserver-config.yamlaconfig.yamlc");
-        assert_eq!(content_checksum(&configmap).unwrap(), hex::encode(expected));
+        let expected: String = expected.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(content_checksum(&configmap).unwrap(), expected);
+    }
+
+    #[test]
+    fn hex_digits_are_lower_case_two_per_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(lower_hex(&all), expected);
+        assert_eq!(lower_hex(&[]), "");
     }
 
     #[test]
