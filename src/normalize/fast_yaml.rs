@@ -905,6 +905,29 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(512))]
 
+            /// Lines that look like entries but may not be: whatever the
+            /// reader accepts, it reads as saphyr does. (The lines after them
+            /// let the word-at-a-time entry path see eight bytes past each.)
+            #[test]
+            fn near_entries_are_read_like_saphyr_or_declined(
+                lines in prop::collection::vec(
+                    ("[a-z#?:-][a-z #:-]{0,4}", prop::sample::select(vec![":", ": ", " : ", ":  "]), "[a-z #:'\"?,-]{0,10}"),
+                    1..4,
+                ),
+                indent in prop::sample::select(vec![0usize, 2]),
+            ) {
+                let mut text = String::from("top:\n");
+                for (key, colon, value) in &lines {
+                    text.push_str(&format!("{}{key}{colon}{value}\n", " ".repeat(indent + 2)));
+                }
+                text.push_str("after: some plain text\nlast: more plain text\n");
+                match (events(&text), general_events(&text)) {
+                    (Some(fast), Ok(expected)) => prop_assert_eq!(fast, expected, "{}", text),
+                    (Some(_), Err(_)) => prop_assert!(false, "accepted what saphyr rejects:\n{}", text),
+                    (None, _) => {}
+                }
+            }
+
             #[test]
             fn fast_and_saphyr_agree(root in prop::collection::vec(("[a-z][a-z0-9]{0,6}", node()), 1..6), indentless in any::<bool>()) {
                 let mut seen = std::collections::BTreeSet::new();
