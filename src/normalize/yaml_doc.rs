@@ -122,6 +122,10 @@ struct Reader<'a> {
     text: &'a str,
     events: Vec<Event<'a>>,
     stack: Vec<Frame>,
+    /// Collections open inside a [`Role::Other`] collection. Only the root
+    /// mapping and the backends sequence need a frame; below them events are
+    /// just kept (most of a config, so they take the short way).
+    nested: usize,
     documents: usize,
     next_is_backends: bool,
     backends: Backends,
@@ -132,6 +136,17 @@ struct Reader<'a> {
 
 impl<'a> Sink<'a> for Reader<'a> {
     fn event(&mut self, event: Event<'a>, span: Span) -> Result<(), Refusal> {
+        if self.nested > 0 || self.stack.last().is_some_and(|f| f.role == Role::Other) {
+            match &event {
+                Event::Scalar(_, style) => self.note_multiline(*style, span),
+                Event::SequenceStart | Event::MappingStart => self.nested += 1,
+                Event::SequenceEnd | Event::MappingEnd if self.nested > 0 => self.nested -= 1,
+                Event::SequenceEnd | Event::MappingEnd => self.collection_end(span),
+                _ => {}
+            }
+            self.events.push(event);
+            return Ok(());
+        }
         match &event {
             Event::Scalar(..) | Event::SequenceStart | Event::MappingStart => {
                 self.node_start(&event, span)?
@@ -160,6 +175,7 @@ impl<'a> Reader<'a> {
             // Room for what an operator config holds, so none of these
             // grows (a reallocation each time) while it is read.
             stack: Vec::with_capacity(8),
+            nested: 0,
             documents: 0,
             next_is_backends: false,
             backends: Backends::Absent,
