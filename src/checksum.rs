@@ -151,7 +151,11 @@ mod tests {
         // "authserver-config.yaml" sorts before "config.yaml" and is hashed first.
         let configmap = json!({"data": {"config.yaml": "c", "authserver-config.yaml": "a"}});
         let expected = ring::digest::digest(&SHA256, b"authserver-config.yamlaconfig.yamlc");
-        let expected: String = expected.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let expected: String = expected
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(content_checksum(&configmap).unwrap(), expected);
     }
 

@@ -7,7 +7,7 @@
 //! parse proves it equal to the input but for the order of `backends`.
 
 use super::yaml_doc::{self, Backends, BackendsLayout, Document};
-use super::yaml_event::{self, Event, Sink, Span, unsupported};
+use super::yaml_event::{self, Event, ScalarStyle, Sink, Span, unsupported};
 use super::{Refusal, RefusalReason};
 
 /// A config whose backends were reordered.
@@ -220,6 +220,17 @@ where
             None => Err(proof_failed("it has more content")),
         }
     }
+
+    fn scalar(&mut self, got: &'a str, style: ScalarStyle, _: Span) -> Result<(), Refusal> {
+        match self.0.next() {
+            Some(Event::Scalar(want, want_style)) if *want_style == style && got == want => Ok(()),
+            Some(want) => Err(proof_failed(&format!(
+                "{:?} where {want:?} was",
+                Event::Scalar(got.into(), style)
+            ))),
+            None => Err(proof_failed("it has more content")),
+        }
+    }
 }
 
 fn proof_failed(what: &str) -> Refusal {
@@ -414,5 +425,54 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn the_proof_names_what_differs() {
+        let text =
+            "backends:\n  - name: b\n    url: 'u'\n    note: |\n      n\n  - name: a\nx: 1\n";
+        let document = yaml_doc::parse(text).unwrap();
+        let Backends::Block(layout) = &document.backends else {
+            panic!()
+        };
+        let good =
+            "backends:\n  - name: a\n  - name: b\n    url: 'u'\n    note: |\n      n\nx: 1\n";
+        assert_eq!(prove(&document, layout, &[1, 0], good), Ok(()));
+        for (reordered, differs) in [
+            // a scalar's value, its style, a block scalar's text
+            (
+                good.replace("name: a", "name: c"),
+                "Scalar(\"c\", Plain) where Scalar(\"a\", Plain)",
+            ),
+            (
+                good.replace("'u'", "u"),
+                "Scalar(\"u\", Plain) where Scalar(\"u\", SingleQuoted)",
+            ),
+            (
+                good.replace("      n\n", "      m\n"),
+                "Scalar(\"m\\n\", Literal)",
+            ),
+            // structure, length
+            (
+                good.replace("x: 1", "x: [1]"),
+                "SequenceStart where Scalar(\"1\", Plain)",
+            ),
+            (
+                format!("{good}y: 2\n"),
+                "Scalar(\"y\", Plain) where MappingEnd",
+            ),
+            (
+                good.replace("x: 1\n", ""),
+                "MappingEnd where Scalar(\"x\", Plain)",
+            ),
+        ] {
+            let refusal = prove(&document, layout, &[1, 0], &reordered).unwrap_err();
+            assert_eq!(refusal.reason, RefusalReason::ProofFailed, "{reordered}");
+            assert!(
+                refusal.detail.contains(differs),
+                "{reordered}: {}",
+                refusal.detail
+            );
+        }
     }
 }

@@ -427,13 +427,8 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
 
     /// Hand one event over; `None` once the sink stopped the reading.
     fn push(&mut self, event: Event<'a>, start: usize, end: usize) -> Option<()> {
-        match self.sink.event(event, Span { start, end }) {
-            Ok(()) => Some(()),
-            Err(refusal) => {
-                self.stopped = Some(refusal);
-                None
-            }
-        }
+        let handed = self.sink.event(event, Span { start, end });
+        self.handed(handed)
     }
 
     fn push_scalar(
@@ -443,7 +438,23 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
         start: usize,
         end: usize,
     ) -> Option<()> {
-        self.push(Event::Scalar(value, style), start, end)
+        let span = Span { start, end };
+        let handed = match value {
+            Cow::Borrowed(value) => self.sink.scalar(value, style, span),
+            owned => self.sink.event(Event::Scalar(owned, style), span),
+        };
+        self.handed(handed)
+    }
+
+    /// `None` once the sink stopped the reading, keeping its reason.
+    fn handed(&mut self, handed: Result<(), Refusal>) -> Option<()> {
+        match handed {
+            Ok(()) => Some(()),
+            Err(refusal) => {
+                self.stopped = Some(refusal);
+                None
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! The events are what the proof compares; the layout is what the reorder
 //! cuts. Both come from one pass over the events, so they cannot disagree.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use super::Refusal;
@@ -99,6 +100,14 @@ pub fn parse(text: &str) -> Result<Document<'_>, Refusal> {
     })
 }
 
+/// The start of a node, as the layout looks at it.
+#[derive(Clone, Copy)]
+enum Node<'v> {
+    Scalar(&'v str, ScalarStyle),
+    Sequence,
+    Mapping,
+}
+
 /// What an open collection is, for the reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -135,8 +144,18 @@ struct Reader<'a> {
 }
 
 impl<'a> Sink<'a> for Reader<'a> {
+    fn scalar(&mut self, value: &'a str, style: ScalarStyle, span: Span) -> Result<(), Refusal> {
+        if self.below_frames() {
+            self.note_multiline(style, span);
+        } else {
+            self.node_start(Node::Scalar(value, style), span)?;
+        }
+        self.events.push(Event::Scalar(Cow::Borrowed(value), style));
+        Ok(())
+    }
+
     fn event(&mut self, event: Event<'a>, span: Span) -> Result<(), Refusal> {
-        if self.nested > 0 || self.stack.last().is_some_and(|f| f.role == Role::Other) {
+        if self.below_frames() {
             match &event {
                 Event::Scalar(_, style) => self.note_multiline(*style, span),
                 Event::SequenceStart | Event::MappingStart => self.nested += 1,
@@ -148,9 +167,9 @@ impl<'a> Sink<'a> for Reader<'a> {
             return Ok(());
         }
         match &event {
-            Event::Scalar(..) | Event::SequenceStart | Event::MappingStart => {
-                self.node_start(&event, span)?
-            }
+            Event::Scalar(value, style) => self.node_start(Node::Scalar(value, *style), span)?,
+            Event::SequenceStart => self.node_start(Node::Sequence, span)?,
+            Event::MappingStart => self.node_start(Node::Mapping, span)?,
             Event::SequenceEnd | Event::MappingEnd => self.collection_end(span),
             Event::DocumentStart(_) => {
                 self.documents += 1;
@@ -185,7 +204,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn node_start(&mut self, event: &Event<'a>, span: Span) -> Result<(), Refusal> {
+    /// Whether the current event stands below the frames the layout needs.
+    fn below_frames(&self) -> bool {
+        self.nested > 0 || self.stack.last().is_some_and(|f| f.role == Role::Other)
+    }
+
+    fn node_start(&mut self, node: Node<'_>, span: Span) -> Result<(), Refusal> {
         let is_backends_value = std::mem::take(&mut self.next_is_backends);
         match self.stack.last() {
             Some(Frame {
@@ -193,7 +217,7 @@ impl<'a> Reader<'a> {
                 role: Role::RootMapping,
                 children,
             }) if children % 2 == 0 => {
-                if matches!(event, Event::Scalar(key, _) if key == BACKENDS_KEY) {
+                if matches!(node, Node::Scalar(key, _) if key == BACKENDS_KEY) {
                     if !matches!(self.backends, Backends::Absent) {
                         return Err(unsupported("duplicate top-level backends key"));
                     }
@@ -210,9 +234,9 @@ impl<'a> Reader<'a> {
             }
             _ => {}
         }
-        let role = match event {
-            Event::MappingStart if self.stack.is_empty() => Role::RootMapping,
-            Event::SequenceStart if is_backends_value => {
+        let role = match node {
+            Node::Mapping if self.stack.is_empty() => Role::RootMapping,
+            Node::Sequence if is_backends_value => {
                 if self.text.as_bytes().get(span.start) == Some(&b'[') {
                     Role::FlowBackends
                 } else {
@@ -221,21 +245,21 @@ impl<'a> Reader<'a> {
             }
             _ => Role::Other,
         };
-        match event {
-            Event::Scalar(value, style) => {
+        match node {
+            Node::Scalar(value, style) => {
                 if is_backends_value {
-                    let null = *style == ScalarStyle::Plain
-                        && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL");
+                    let null = style == ScalarStyle::Plain
+                        && matches!(value, "" | "~" | "null" | "Null" | "NULL");
                     self.backends = if null {
                         Backends::Null
                     } else {
                         Backends::NotSequence
                     };
                 }
-                self.note_multiline(*style, span);
+                self.note_multiline(style, span);
                 self.completed();
             }
-            Event::MappingStart => {
+            Node::Mapping => {
                 if is_backends_value {
                     self.backends = Backends::NotSequence;
                 }
@@ -245,7 +269,7 @@ impl<'a> Reader<'a> {
                     children: 0,
                 });
             }
-            _ => self.stack.push(Frame {
+            Node::Sequence => self.stack.push(Frame {
                 mapping: false,
                 role,
                 children: 0,
