@@ -284,10 +284,10 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
                 if inner.bytes().any(|b| b == b'"' || b == b'\\') {
                     return None;
                 }
-                // saphyr's span of a quoted scalar runs on over trailing
-                // spaces to the line break.
-                let end = line.end;
-                self.push_scalar(Cow::Borrowed(inner), ScalarStyle::DoubleQuoted, at, end)?;
+                // saphyr's span of a quoted scalar (either kind) runs on over
+                // trailing spaces to the line break.
+                let inner = Cow::Borrowed(inner);
+                self.push_scalar(inner, ScalarStyle::DoubleQuoted, at, line.end)?;
             }
             b'\'' => {
                 let inner = value.strip_prefix('\'')?.strip_suffix('\'')?;
