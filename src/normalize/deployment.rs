@@ -306,9 +306,11 @@ mod tests {
 
     fn refused_configmap() -> Value {
         let mut configmap = fixture("vmcp-configmap.yaml");
-        // An anchor: the normalizer cannot prove a reorder keeps it intact.
-        configmap["data"]["config.yaml"] =
-            json!("name: x\nbackends:\n    - &b\n      name: z\n    - name: a\nextra: *b\n");
+        // An alias to an anchor in another item: in name order it would come
+        // before its anchor, so the reorder cannot be proven.
+        configmap["data"]["config.yaml"] = json!(
+            "name: x\nbackends:\n    - name: z\n      url: &u x\n    - name: a\n      url: *u\n"
+        );
         configmap
     }
 

@@ -9,10 +9,9 @@ use serde_json::Value;
 
 mod backends;
 mod configmap;
+mod consumer_yaml;
 mod deployment;
-mod fast_yaml;
-mod yaml_doc;
-mod yaml_event;
+mod layout;
 
 pub use backends::{Reordered, sort_backends};
 pub use configmap::normalize_configmap;
