@@ -182,3 +182,23 @@ fn refused_objects_pass_unchanged_with_a_warning() {
         stderr(&output)
     );
 }
+
+/// A config only the proof stands between and a wrong patch: the last item
+/// ends the text inside a block scalar with no final line break, so moved up
+/// it would read with a newline it never had (under libyaml, vMCP's reader).
+#[test]
+fn what_the_proof_refuses_is_written_back_unchanged() {
+    let config = "backends:\n- name: b\n- name: a\n  note: |\n    x";
+    let configmap = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "x", "labels": {"toolhive.stacklok.io/component": "vmcp-config"}},
+        "data": {"config.yaml": config},
+    });
+    let output = normalize(&[], &serde_json::to_string(&configmap).unwrap());
+    assert!(
+        stderr(&output).contains("ConfigMap x: left unchanged (proof_failed)"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(documents(&stdout(&output)), vec![configmap]);
+}
