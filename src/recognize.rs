@@ -13,6 +13,8 @@ pub const VMCP_CONFIG_COMPONENT: &str = "vmcp-config";
 pub const CONFIG_KEY: &str = "config.yaml";
 /// Checksum of the ConfigMap content, on the ConfigMap itself.
 pub const CONTENT_CHECKSUM_ANNOTATION: &str = "toolhive.stacklok.dev/content-checksum";
+/// Where kubectl's client-side apply keeps the object it applied, as JSON.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Copy of the ConfigMap checksum on the vMCP Deployment's pod template.
 pub const RUNCONFIG_CHECKSUM_ANNOTATION: &str = "toolhive.stacklok.dev/runconfig-checksum";
 /// `app.kubernetes.io/name` of the vMCP Deployment.

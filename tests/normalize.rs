@@ -403,3 +403,90 @@ proptest! {
         prop_assert_eq!(config(&a), render(&sorted));
     }
 }
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A vMCP ConfigMap as `kubectl apply` (client-side) stores it: the applied
+/// object, in the order it was written, kept as compact JSON in an
+/// annotation the content checksum covers.
+fn applied_configmap(config: &str) -> Value {
+    let mut applied = vmcp_configmap(config);
+    applied["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("annotations");
+    let mut object = vmcp_configmap(config);
+    object["metadata"]["annotations"][LAST_APPLIED] =
+        Value::String(format!("{}\n", serde_json::to_string(&applied).unwrap()));
+    let checksum = content_checksum(&object).unwrap();
+    object["metadata"]["annotations"][CONTENT_CHECKSUM_ANNOTATION] = Value::String(checksum);
+    object
+}
+
+#[test]
+fn kubectl_applied_configmaps_in_any_order_give_one_object_and_one_checksum() {
+    let orders = [
+        "name: x\nbackends:\n    - name: c\n    - name: a\n    - name: b\n",
+        "name: x\nbackends:\n    - name: b\n    - name: c\n    - name: a\n",
+    ];
+    let canonical_config = "name: x\nbackends:\n    - name: a\n    - name: b\n    - name: c\n";
+    let results: Vec<Value> = orders
+        .iter()
+        .map(|config| {
+            let input = applied_configmap(config);
+            let (_, object) = normalized(&input);
+            // The annotation is still the JSON kubectl wrote, but for the
+            // config string.
+            let annotation = object["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap();
+            let before = input["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap();
+            assert_eq!(
+                annotation,
+                before.replace(
+                    &serde_json::to_string(config).unwrap(),
+                    &serde_json::to_string(canonical_config).unwrap()
+                )
+            );
+            assert_eq!(normalize_configmap(&object), Outcome::Unchanged, "idempotent");
+            object
+        })
+        .collect();
+    assert_eq!(results[0], results[1]);
+    // One checksum, the one the canonical apply would carry.
+    assert_eq!(
+        checksum_annotation(&results[0]),
+        checksum_annotation(&applied_configmap(canonical_config))
+    );
+}
+
+#[test]
+fn a_last_applied_copy_that_does_not_read_is_left_with_a_warning() {
+    let mut input = applied_configmap("backends:\n  - name: b\n  - name: a\n");
+    input["metadata"]["annotations"][LAST_APPLIED] = json!("{\"data\": {\"config.yaml\"");
+    let (result, object) = normalized(&input);
+    assert_eq!(
+        object["metadata"]["annotations"][LAST_APPLIED],
+        input["metadata"]["annotations"][LAST_APPLIED]
+    );
+    assert_eq!(config(&object), "backends:\n  - name: a\n  - name: b\n");
+    let left = result
+        .changes
+        .iter()
+        .find_map(|change| match change {
+            Change::LastAppliedLeft(refusal) => Some(refusal),
+            _ => None,
+        })
+        .expect("a warning for the copy");
+    assert_eq!(left.reason, RefusalReason::MalformedObject);
+
+    // With nothing else to do, the object is left as it is, with the reason.
+    let mut canonical = applied_configmap("backends:\n  - name: a\n  - name: b\n");
+    canonical["metadata"]["annotations"][LAST_APPLIED] = json!("not json");
+    canonical["metadata"]["annotations"][CONTENT_CHECKSUM_ANNOTATION] =
+        json!(content_checksum(&canonical).unwrap());
+    match normalize_configmap(&canonical) {
+        Outcome::Refused(refusal) => {
+            assert!(refusal.detail.contains("last-applied-configuration"), "{refusal}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -444,6 +444,8 @@ fn configmap_verdict(outcome: Option<Outcome>) -> Verdict {
 fn change_label(change: &Change) -> &'static str {
     match change {
         Change::BackendsReordered { .. } => "backends-reordered",
+        Change::LastAppliedReordered { .. } => "last-applied-reordered",
+        Change::LastAppliedLeft(_) => "last-applied-left",
         Change::ContentChecksum { .. } => "content-checksum",
     }
 }

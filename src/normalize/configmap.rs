@@ -1,19 +1,25 @@
 //! The vMCP config ConfigMap: sort its backend set, recompute its checksum.
 
+use std::borrow::Cow;
+
 use json_patch::jsonptr::Pointer;
 use json_patch::{Patch, PatchOperation, ReplaceOperation};
 use serde_json::Value;
 
 use super::backends::sort_backends;
+use super::last_applied::{AppliedCopy, canonical_applied_copy};
 use super::{Change, Normalized, Outcome, Refusal, RefusalReason};
-use crate::checksum::content_checksum_with;
-use crate::recognize::{CONFIG_KEY, CONTENT_CHECKSUM_ANNOTATION, at, is_vmcp_configmap};
+use crate::checksum::content_checksum;
+use crate::recognize::{
+    CONFIG_KEY, CONTENT_CHECKSUM_ANNOTATION, LAST_APPLIED_ANNOTATION, at, is_vmcp_configmap,
+};
 
 /// Normalize a ConfigMap exactly as it arrives inside an AdmissionReview.
 ///
 /// Non-vMCP objects pass through. For a vMCP config ConfigMap, the top-level
 /// `backends` of `config.yaml` are put in name order (proven equal but for
-/// that order), and `toolhive.stacklok.dev/content-checksum`, when present, is
+/// that order), and so are those of its copy in kubectl's last-applied
+/// annotation; `toolhive.stacklok.dev/content-checksum`, when present, is
 /// recomputed over the result. Nothing is ever added.
 pub fn normalize_configmap(object: &Value) -> Outcome {
     if !is_vmcp_configmap(object) {
@@ -27,28 +33,6 @@ pub fn normalize_configmap(object: &Value) -> Outcome {
         Err(refusal) => return Outcome::Refused(refusal),
     };
 
-    // The checksum is computed over the reordered text before that text
-    // moves into the patch.
-    let new_checksum = match at(
-        object,
-        &["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION],
-    ) {
-        None => None,
-        Some(Value::String(current)) => {
-            let candidate = reordered.as_ref().map(|r| (CONFIG_KEY, r.text.as_str()));
-            match content_checksum_with(object, candidate) {
-                Ok(checksum) if checksum == *current => None,
-                Ok(checksum) => Some((current, checksum)),
-                Err(error) => return malformed(error.to_string()),
-            }
-        }
-        Some(_) => {
-            return malformed(format!(
-                "annotation {CONTENT_CHECKSUM_ANNOTATION} is not a string"
-            ));
-        }
-    };
-
     let mut changes = Vec::new();
     let mut patch = Vec::new();
     if let Some(reordered) = reordered {
@@ -58,23 +42,76 @@ pub fn normalize_configmap(object: &Value) -> Outcome {
         });
         patch.push(replace(CONFIG_POINTER, Value::String(reordered.text)));
     }
-    if let Some((current, checksum)) = new_checksum {
-        patch.push(replace(CHECKSUM_POINTER, Value::String(checksum.clone())));
-        changes.push(Change::ContentChecksum {
-            from: current.clone(),
-            to: checksum,
-        });
+    let mut copy_refused = None;
+    match at(
+        object,
+        &["metadata", "annotations", LAST_APPLIED_ANNOTATION],
+    ) {
+        None => {}
+        Some(Value::String(annotation)) => match canonical_applied_copy(annotation) {
+            AppliedCopy::Canonical => {}
+            AppliedCopy::Reordered { annotation, items } => {
+                changes.push(Change::LastAppliedReordered { items });
+                patch.push(replace(LAST_APPLIED_POINTER, Value::String(annotation)));
+            }
+            AppliedCopy::Refused(refusal) => copy_refused = Some(refusal),
+        },
+        Some(_) => {
+            return malformed(format!(
+                "annotation {LAST_APPLIED_ANNOTATION} is not a string"
+            ));
+        }
     }
 
-    if patch.is_empty() {
-        return Outcome::Unchanged;
+    // The checksum covers the other annotations, the last-applied copy among
+    // them, so it is computed over the object as the patch leaves it.
+    match at(
+        object,
+        &["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION],
+    ) {
+        None => {}
+        Some(Value::String(current)) => {
+            let canonical = if patch.is_empty() {
+                Cow::Borrowed(object)
+            } else {
+                let mut canonical = object.clone();
+                if let Err(error) = json_patch::patch(&mut canonical, &patch) {
+                    return malformed(error.to_string());
+                }
+                Cow::Owned(canonical)
+            };
+            match content_checksum(&canonical) {
+                Ok(checksum) if checksum == *current => {}
+                Ok(checksum) => {
+                    patch.push(replace(CHECKSUM_POINTER, Value::String(checksum.clone())));
+                    changes.push(Change::ContentChecksum {
+                        from: current.clone(),
+                        to: checksum,
+                    });
+                }
+                Err(error) => return malformed(error.to_string()),
+            }
+        }
+        Some(_) => {
+            return malformed(format!(
+                "annotation {CONTENT_CHECKSUM_ANNOTATION} is not a string"
+            ));
+        }
     }
-    // Both operations replace a string at a path read above, so the patch
-    // applies to `object` by construction (and the tests apply it).
-    Outcome::Normalized(Normalized {
-        changes,
-        patch: Patch(patch),
-    })
+
+    match (patch.is_empty(), copy_refused) {
+        (true, None) => Outcome::Unchanged,
+        (true, Some(refusal)) => Outcome::Refused(refusal),
+        (false, copy_refused) => {
+            changes.extend(copy_refused.map(Change::LastAppliedLeft));
+            // Every operation replaces a string at a path read above, so the
+            // patch applies to `object` by construction (and the tests apply it).
+            Outcome::Normalized(Normalized {
+                changes,
+                patch: Patch(patch),
+            })
+        }
+    }
 }
 
 /// `/data/config.yaml`, checked when compiled (a const pointer that does
@@ -83,6 +120,9 @@ const CONFIG_POINTER: &Pointer = Pointer::from_static("/data/config.yaml");
 /// `/metadata/annotations/toolhive.stacklok.dev~1content-checksum`.
 const CHECKSUM_POINTER: &Pointer =
     Pointer::from_static("/metadata/annotations/toolhive.stacklok.dev~1content-checksum");
+/// `/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration`.
+const LAST_APPLIED_POINTER: &Pointer =
+    Pointer::from_static("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration");
 
 /// A `replace` of a path that exists in the received object.
 fn replace(path: &Pointer, value: Value) -> PatchOperation {
@@ -113,6 +153,10 @@ mod tests {
         assert_eq!(
             CHECKSUM_POINTER.to_buf(),
             PointerBuf::from_tokens(["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION])
+        );
+        assert_eq!(
+            LAST_APPLIED_POINTER.to_buf(),
+            PointerBuf::from_tokens(["metadata", "annotations", LAST_APPLIED_ANNOTATION])
         );
     }
 }

@@ -11,6 +11,7 @@ mod backends;
 mod configmap;
 mod consumer_yaml;
 mod deployment;
+mod last_applied;
 mod layout;
 
 pub use backends::{Reordered, sort_backends};
@@ -56,11 +57,17 @@ impl Normalized {
     }
 }
 
-/// One change the normalizer made.
+/// What the normalizer did to one part of an object it patched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// The top-level `backends` items of `data[key]` were put in name order.
     BackendsReordered { key: String, items: usize },
+    /// The same, in the copy of `config.yaml` inside kubectl's
+    /// last-applied-configuration annotation.
+    LastAppliedReordered { items: usize },
+    /// That copy was left as it is, for the reason given (the rest of the
+    /// object was still patched).
+    LastAppliedLeft(Refusal),
     /// `toolhive.stacklok.dev/content-checksum` recomputed.
     ContentChecksum { from: String, to: String },
 }
@@ -135,6 +142,13 @@ impl fmt::Display for Change {
             Change::BackendsReordered { key, items } => {
                 write!(f, "sorted {items} backends by name in {key}")
             }
+            Change::LastAppliedReordered { items } => {
+                write!(
+                    f,
+                    "sorted {items} backends by name in the last-applied-configuration copy"
+                )
+            }
+            Change::LastAppliedLeft(refusal) => write!(f, "{refusal}"),
             Change::ContentChecksum { from, to } => {
                 write!(f, "content-checksum {} -> {}", short(from), short(to))
             }
