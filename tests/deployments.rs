@@ -269,7 +269,7 @@ struct Failure {
 }
 
 #[tokio::test]
-async fn failed_lookups_allow_the_write_unchanged_with_a_warning_within_the_budget() {
+async fn failed_lookups_allow_the_write_unchanged_with_a_warning() {
     let failures = [
         Failure {
             name: "ConfigMap missing (404)",
@@ -315,9 +315,11 @@ async fn failed_lookups_allow_the_write_unchanged_with_a_warning_within_the_budg
             warning: "ConfigMap lookup timed out",
         },
     ];
-    // The apiserver waits 1 s; the webhook gives itself 90% of that.
-    let budget = Duration::from_millis(900);
-    let slack = Duration::from_millis(400);
+    // The apiserver waits 1 s; the webhook gives itself 900 ms of that and
+    // the lookup 850 ms. Those exact bounds are pinned on paused time in
+    // src/checksum_sync.rs; here the outcome label tells a lookup that timed
+    // out from one that failed fast, and a lookup that outlived the budget
+    // would answer with the admission's own `timeout`, not `lookup_timeout`.
     let deployment = fixture("vmcp-deployment.yaml");
     for failure in failures {
         let cluster = Cluster::start().await;
@@ -326,14 +328,10 @@ async fn failed_lookups_allow_the_write_unchanged_with_a_warning_within_the_budg
             .review_with_timeout(Http::V2, &create(&deployment), "1s")
             .await;
         let name = failure.name;
-        assert!(elapsed < budget + slack, "{name}: took {elapsed:?}");
         if failure.outcome == "timeout" {
-            // It did wait for the lookup, up to the budget less the margin
-            // kept for answering.
-            assert!(
-                elapsed >= Duration::from_millis(850),
-                "{name}: took {elapsed:?}"
-            );
+            // The one real-clock check, loose: `?timeout=1s` applied, not
+            // the 2 s lookup cap or the 9 s default budget.
+            assert!(elapsed < Duration::from_secs(5), "{name}: took {elapsed:?}");
         }
         let response = &answer["response"];
         assert_eq!(response["allowed"], true, "{name}");
@@ -410,10 +408,10 @@ async fn rejected_credentials_and_an_api_server_that_is_gone() {
     )
     .unwrap();
     let cluster = Cluster::start_with_kubeconfig(api, dir, kubeconfig).await;
-    let (answer, elapsed) = cluster
+    // Refused at once: `lookup_unavailable`, not a wait into `lookup_timeout`.
+    let (answer, _) = cluster
         .review_with_timeout(Http::V1, &create(&deployment), "1s")
         .await;
-    assert!(elapsed < Duration::from_millis(1300), "took {elapsed:?}");
     assert!(cluster.api.requests().is_empty());
     assert!(answer["response"].get("patch").is_none(), "{answer}");
     assert_eq!(
