@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::apiserver::{self, ApiServer, Fault, configmap_path};
+use common::process::Process;
 use common::{
     Http, Pki, TestServer, client, decode_patch, fixture, post_review, review, write_pair,
 };
@@ -491,5 +492,87 @@ async fn a_kubeconfig_that_cannot_be_loaded_is_a_startup_error() {
     assert!(
         stderr.contains("cannot load the kubeconfig") && stderr.contains("no-such-kubeconfig"),
         "{stderr}"
+    );
+}
+
+/// Without `--kubeconfig`, API access comes from `KUBECONFIG` (which wins
+/// over the rest), then the in-cluster ServiceAccount (not reproducible
+/// here: its token lives at a fixed path under /var/run), then
+/// `~/.kube/config`; with none of them the server starts without lookups.
+#[tokio::test]
+async fn api_access_from_the_environment() {
+    let api = ApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let pki = Pki::new();
+    let files = write_pair(dir.path(), &pki.leaf());
+    let empty_home = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".kube")).unwrap();
+    std::fs::write(home.path().join(".kube/config"), api.kubeconfig()).unwrap();
+    let missing = dir.path().join("no-such-kubeconfig");
+
+    let serve = |env: &[(&str, &std::ffi::OsStr)]| {
+        Process::spawn(
+            &[
+                "serve",
+                "--listen=127.0.0.1:0",
+                "--admin-listen=127.0.0.1:0",
+                "--log-format=json",
+                &format!("--tls-cert={}", files.cert.display()),
+                &format!("--tls-key={}", files.key.display()),
+            ],
+            env,
+        )
+    };
+    for (env, access) in [
+        (
+            [
+                ("KUBECONFIG", kubeconfig.as_os_str()),
+                ("HOME", home.path().as_os_str()),
+            ],
+            "kubeconfig from KUBECONFIG",
+        ),
+        (
+            [
+                ("KUBECONFIG", "".as_ref()),
+                ("HOME", home.path().as_os_str()),
+            ],
+            "kubeconfig ~/.kube/config",
+        ),
+    ] {
+        let mut process = serve(&env);
+        let line = process.wait_for_log("ConfigMap lookups configured");
+        assert_eq!(line["access"], access, "{line}");
+        assert_eq!(
+            line["api_server"]
+                .as_str()
+                .map(|url| url.trim_end_matches('/')),
+            Some(api.url().as_str()),
+            "{line}"
+        );
+    }
+
+    // Nothing anywhere: the server starts, without lookups, and says why.
+    let mut process = serve(&[("HOME", empty_home.path().as_os_str())]);
+    let line = process.wait_for_log(
+        "no Kubernetes API access: Deployments pass through unchanged (set --kubeconfig)",
+    );
+    assert!(
+        line["why"].as_str().unwrap().contains("not in a cluster"),
+        "{line}"
+    );
+    process.wait_for_log("serving admission reviews");
+
+    // KUBECONFIG is given on purpose: one that cannot be read is an error.
+    let mut process = serve(&[
+        ("KUBECONFIG", missing.as_os_str()),
+        ("HOME", home.path().as_os_str()),
+    ]);
+    assert_eq!(process.wait_for_exit().code(), Some(1));
+    let output = process.output_so_far();
+    assert!(
+        output.contains("cannot load the kubeconfig from KUBECONFIG"),
+        "{output}"
     );
 }
