@@ -19,6 +19,25 @@ pub struct ChecksumError {
 }
 
 /// The checksum of a ConfigMap as ToolHive computes it.
+///
+/// ```
+/// use serde_json::json;
+/// use vmcp_normalizer::checksum::content_checksum;
+///
+/// // The spec's minimal vector (toolhive-formats.md section 3).
+/// let configmap = json!({
+///     "data": {"config.yaml": "name: x\ngroupRef: g\n"},
+///     "metadata": {"labels": {
+///         "toolhive.stacklok.io/component": "vmcp-config",
+///         "toolhive.stacklok.io/managed-by": "toolhive-operator",
+///         "toolhive.stacklok.io/virtual-mcp-server": "x",
+///     }},
+/// });
+/// assert_eq!(
+///     content_checksum(&configmap).unwrap(),
+///     "8988151c354a92203e9ff06e6c9ae409ab87ec51940323e401ede65f5e7b8db6"
+/// );
+/// ```
 pub fn content_checksum(configmap: &Value) -> Result<String, ChecksumError> {
     content_checksum_with(configmap, None)
 }
@@ -96,17 +115,10 @@ fn hash_string_map(
         }
         Ok(())
     };
-    // serde_json's map keeps its keys sorted unless a dependency turns on
-    // `preserve_order`; only then is a sorted copy needed.
-    if map.keys().is_sorted() {
-        map.iter().try_for_each(|(key, value)| hash(key, value))
-    } else {
-        let mut entries: Vec<_> = map.iter().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        entries
-            .into_iter()
-            .try_for_each(|(key, value)| hash(key, value))
-    }
+    // serde_json's map is a BTreeMap<String, _>: it iterates in byte order.
+    // A dependency turning on serde_json's `preserve_order` would break that;
+    // `maps_iterate_in_byte_order` below goes red then.
+    map.iter().try_for_each(|(key, value)| hash(key, value))
 }
 
 #[cfg(test)]
@@ -157,6 +169,23 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(content_checksum(&configmap).unwrap(), expected);
+    }
+
+    /// The checksum hashes a map in its iteration order, so that order must
+    /// be Go's `sort.Strings`: UTF-8 bytes, whatever order the keys came in.
+    /// (Tests build with every feature a normal build has, and more.)
+    #[test]
+    fn maps_iterate_in_byte_order() {
+        let map: Value =
+            serde_json::from_str(r#"{"😀": "", "Ａ": "", "é": "", "z": "", "a": "", "Z": ""}"#)
+                .unwrap();
+        let keys: Vec<&str> = map
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["Z", "a", "z", "é", "Ａ", "😀"]);
     }
 
     #[test]

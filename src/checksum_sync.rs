@@ -130,22 +130,32 @@ impl RunconfigChecksumSync {
             }
         };
 
-        match run_sync(review.object, stored).await {
-            None => Verdict::allow(Decision::Error)
-                .with_warning("vmcp-normalizer: internal error; Deployment left unchanged"),
-            Some(ChecksumSync::NotVmcp) => Verdict::allow(Decision::NotVmcp),
-            Some(ChecksumSync::NoRunconfigChecksum | ChecksumSync::InStep) => {
-                Verdict::allow(Decision::Unchanged)
-            }
-            Some(ChecksumSync::Replace { from, to, patch }) => Verdict::patched(patch)
-                .with_warning(format!(
-                    "vmcp-normalizer: runconfig-checksum {} -> {} (canonical ConfigMap {configmap})",
-                    short(&from),
-                    short(&to)
-                ))
-                .with_audit_annotation("normalized", "runconfig-checksum"),
-            Some(ChecksumSync::Unsynced(unsynced)) => unsynced_verdict(&review, &unsynced),
+        sync_verdict(&review, configmap, run_sync(review.object, stored).await)
+    }
+}
+
+/// The answer for what the pure core decided once the ConfigMap was read;
+/// `None` when it panicked.
+fn sync_verdict(
+    review: &DeploymentReview<'_>,
+    configmap: &str,
+    sync: Option<ChecksumSync>,
+) -> Verdict {
+    match sync {
+        None => Verdict::allow(Decision::Error)
+            .with_warning("vmcp-normalizer: internal error; Deployment left unchanged"),
+        Some(ChecksumSync::NotVmcp) => Verdict::allow(Decision::NotVmcp),
+        Some(ChecksumSync::NoRunconfigChecksum | ChecksumSync::InStep) => {
+            Verdict::allow(Decision::Unchanged)
         }
+        Some(ChecksumSync::Replace { from, to, patch }) => Verdict::patched(patch)
+            .with_warning(format!(
+                "vmcp-normalizer: runconfig-checksum {} -> {} (canonical ConfigMap {configmap})",
+                short(&from),
+                short(&to)
+            ))
+            .with_audit_annotation("normalized", "runconfig-checksum"),
+        Some(ChecksumSync::Unsynced(unsynced)) => unsynced_verdict(review, &unsynced),
     }
 }
 
@@ -246,6 +256,236 @@ fn short(checksum: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::Admission;
+    use crate::lookup::fake::{self, Answer};
+    use crate::normalize::{UnsyncedReason, sync_runconfig_checksum};
+    use serde_json::json;
+
+    const NAMESPACE: &str = "toolhive-system";
+    const CONFIGMAP_PATH: &str =
+        "/api/v1/namespaces/toolhive-system/configmaps/demo-vmcp-vmcp-config";
+    /// The checksum of the fixture ConfigMap in canonical order (the spec's vector).
+    const CANONICAL: &str = "32cf106c9df1f5bf6fd492475eb31e30bd0e14a00f18b61ccbc9b589f10501ee";
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        yaml_serde::from_str(&text).expect("fixture YAML")
+    }
+
+    /// The fixture Deployment (runconfig-checksum of the buggy ConfigMap)
+    /// and a mutator that reads the fixture ConfigMap `after` the request.
+    fn sync_answering(
+        answer: Answer,
+    ) -> (RunconfigChecksumSync, Arc<std::sync::Mutex<Vec<String>>>) {
+        let (lookup, paths) = fake::lookup(answer);
+        (
+            RunconfigChecksumSync::new(lookup, Arc::new(Metrics::new())),
+            paths,
+        )
+    }
+
+    fn review<'a>(
+        object: &'a Value,
+        namespace: &'a str,
+        deadline: Instant,
+    ) -> DeploymentReview<'a> {
+        DeploymentReview {
+            namespace,
+            name: "demo-vmcp",
+            object,
+            dry_run: false,
+            deadline,
+        }
+    }
+
+    fn refused_reason(verdict: &Verdict) -> Option<&'static str> {
+        match verdict.decision {
+            Decision::Refused { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The whole admission path under a 900 ms budget (what `?timeout=1s`
+    /// gives): the lookup is abandoned at 850 ms, so the answer says why
+    /// (`lookup_timeout`) rather than the generic admission timeout.
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_lookup_is_abandoned_50_ms_before_the_admission_deadline() {
+        let (sync, paths) = sync_answering(Answer::Never);
+        let admission =
+            Admission::new(Arc::new(Metrics::new())).with_deployment_mutator(Arc::new(sync));
+        let body = serde_json::to_vec(&json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "uid-1",
+                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                "namespace": NAMESPACE,
+                "name": "demo-vmcp",
+                "operation": "UPDATE",
+                "object": fixture("vmcp-deployment.yaml"),
+            }
+        }))
+        .unwrap();
+        let started = Instant::now();
+        let bytes = admission
+            .review(&body, Duration::from_millis(900))
+            .await
+            .unwrap();
+        assert_eq!(started.elapsed(), Duration::from_millis(850));
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        let response = &answer["response"];
+        assert_eq!(response["allowed"], true);
+        assert!(response.get("patch").is_none(), "{answer}");
+        assert_eq!(
+            response["auditAnnotations"]["refused-reason"],
+            "lookup_timeout"
+        );
+        assert_eq!(*paths.lock().unwrap(), [CONFIGMAP_PATH]);
+    }
+
+    /// Exactly at the boundary: an answer 1 ms before the lookup deadline is
+    /// used, one 1 ms after it is not.
+    #[tokio::test(start_paused = true)]
+    async fn the_lookup_waits_up_to_the_budget_less_the_margin_and_no_longer() {
+        let deployment = fixture("vmcp-deployment.yaml");
+        let configmap = fixture("vmcp-configmap.yaml");
+        let budget = Duration::from_millis(900);
+        for (after, waited, patched) in [
+            (Duration::from_millis(849), Duration::from_millis(849), true),
+            (
+                Duration::from_millis(851),
+                Duration::from_millis(850),
+                false,
+            ),
+        ] {
+            let (sync, _) = sync_answering(Answer::object(&configmap, after));
+            let started = Instant::now();
+            let verdict = sync
+                .decide(review(&deployment, NAMESPACE, started + budget))
+                .await;
+            assert_eq!(started.elapsed(), waited, "answer after {after:?}");
+            if patched {
+                assert_eq!(verdict.decision, Decision::Patched, "{verdict:?}");
+                let patch = serde_json::to_value(verdict.patch.unwrap()).unwrap();
+                assert_eq!(patch[0]["value"], CANONICAL);
+            } else {
+                assert_eq!(
+                    refused_reason(&verdict),
+                    Some("lookup_timeout"),
+                    "{verdict:?}"
+                );
+            }
+        }
+    }
+
+    /// A long budget (the apiserver's default 10 s) still waits at most
+    /// `MAX_LOOKUP_TIME` for the API server.
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_never_waits_longer_than_the_cap() {
+        let deployment = fixture("vmcp-deployment.yaml");
+        let (sync, _) = sync_answering(Answer::Never);
+        let started = Instant::now();
+        let verdict = sync
+            .decide(review(
+                &deployment,
+                NAMESPACE,
+                started + Duration::from_secs(9),
+            ))
+            .await;
+        assert_eq!(started.elapsed(), MAX_LOOKUP_TIME);
+        assert_eq!(refused_reason(&verdict), Some("lookup_timeout"));
+    }
+
+    #[tokio::test]
+    async fn the_namespace_comes_from_the_review_or_else_the_object() {
+        let configmap = fixture("vmcp-configmap.yaml");
+        let deployment = fixture("vmcp-deployment.yaml");
+        let deadline = Instant::now() + Duration::from_secs(5);
+
+        // The review carries none: the object's own namespace is used.
+        let (sync, paths) = sync_answering(Answer::object(&configmap, Duration::ZERO));
+        let verdict = sync.decide(review(&deployment, "", deadline)).await;
+        assert_eq!(verdict.decision, Decision::Patched, "{verdict:?}");
+        assert_eq!(*paths.lock().unwrap(), [CONFIGMAP_PATH]);
+
+        // Neither has one: no lookup, a reason.
+        let mut without = deployment.clone();
+        without["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("namespace");
+        let (sync, paths) = sync_answering(Answer::object(&configmap, Duration::ZERO));
+        let verdict = sync.decide(review(&without, "", deadline)).await;
+        assert_eq!(refused_reason(&verdict), Some("malformed_deployment"));
+        assert!(paths.lock().unwrap().is_empty());
+
+        // One that is not a namespace name never reaches a URL.
+        let verdict = sync
+            .decide(review(&deployment, "Not/A/Namespace", deadline))
+            .await;
+        assert_eq!(refused_reason(&verdict), Some("malformed_deployment"));
+        assert!(paths.lock().unwrap().is_empty());
+    }
+
+    /// A ConfigMap above the inline limit is decided on the blocking pool,
+    /// with the same result as the pure core.
+    #[tokio::test]
+    async fn a_large_configmap_is_decided_like_any_other() {
+        let deployment = fixture("vmcp-deployment.yaml");
+        let mut configmap = fixture("vmcp-configmap.yaml");
+        configmap["data"]["padding.txt"] = json!("x".repeat(INLINE_CONFIGMAP_BYTES + 1));
+        let ChecksumSync::Replace { patch, .. } = sync_runconfig_checksum(&deployment, &configmap)
+        else {
+            panic!("the fixture Deployment's checksum is stale");
+        };
+        let (sync, _) = sync_answering(Answer::object(&configmap, Duration::ZERO));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let verdict = sync.decide(review(&deployment, NAMESPACE, deadline)).await;
+        assert_eq!(verdict.decision, Decision::Patched);
+        assert_eq!(verdict.patch, Some(patch));
+    }
+
+    #[test]
+    fn every_decision_of_the_core_has_its_answer() {
+        let deployment = fixture("vmcp-deployment.yaml");
+        let review = review(&deployment, NAMESPACE, Instant::now());
+        let verdict = |sync| sync_verdict(&review, "cm", sync);
+
+        let panicked = verdict(None);
+        assert_eq!(panicked.decision, Decision::Error);
+        assert_eq!(
+            panicked.warnings,
+            ["vmcp-normalizer: internal error; Deployment left unchanged"]
+        );
+        assert_eq!(
+            verdict(Some(ChecksumSync::NotVmcp)).decision,
+            Decision::NotVmcp
+        );
+        for unchanged in [ChecksumSync::NoRunconfigChecksum, ChecksumSync::InStep] {
+            let answer = verdict(Some(unchanged));
+            assert_eq!(answer.decision, Decision::Unchanged);
+            assert!(answer.warnings.is_empty() && answer.patch.is_none());
+        }
+        let unsynced = Unsynced {
+            reason: UnsyncedReason::ConfigMapRefused,
+            detail: "flow list".into(),
+        };
+        let answer = verdict(Some(ChecksumSync::Unsynced(unsynced)));
+        assert_eq!(refused_reason(&answer), Some("configmap_refused"));
+        assert!(answer.patch.is_none());
+        // A stale value shorter than a checksum is shown whole.
+        let replace = ChecksumSync::Replace {
+            from: "stale".into(),
+            to: CANONICAL.into(),
+            patch: json_patch::Patch(Vec::new()),
+        };
+        assert_eq!(
+            verdict(Some(replace)).warnings,
+            ["vmcp-normalizer: runconfig-checksum stale -> 32cf106c9df1 (canonical ConfigMap cm)"]
+        );
+    }
 
     #[test]
     fn the_lookup_deadline_fits_the_admission_budget() {

@@ -95,7 +95,9 @@ impl LookupError {
                     _ => LookupError::Rejected { code, message },
                 }
             }
-            kube::Error::SerdeError(error) => LookupError::Invalid(error.to_string()),
+            // `request_text` decodes no JSON (an error body that is not a
+            // `Status` still comes back as `Api`): the only answer it cannot
+            // read is one that is not UTF-8.
             kube::Error::FromUtf8(error) => LookupError::Invalid(error.to_string()),
             other => LookupError::Connection(other),
         }
@@ -275,9 +277,114 @@ pub async fn client_config(kubeconfig: Option<&Path>) -> Result<ClientConfig, Ap
 }
 
 #[cfg(test)]
+pub(crate) mod fake;
+
+#[cfg(test)]
 mod tests {
+    use super::fake::{self, Answer};
     use super::*;
     use serde_json::json;
+
+    fn configmap(namespace: &str, name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"namespace": namespace, "name": name}, "data": {}})
+    }
+
+    fn answer(status: u16, body: &[u8]) -> Answer {
+        Answer::Respond {
+            after: Duration::ZERO,
+            status,
+            body: body.to_vec(),
+        }
+    }
+
+    /// One GET of `ns/cm` against the fake, with a second to spare.
+    async fn get(answer: Answer) -> Result<Value, LookupError> {
+        let (lookup, _) = fake::lookup(answer);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        lookup.get("ns", "cm", deadline).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_is_abandoned_exactly_at_its_deadline() {
+        let (lookup, paths) = fake::lookup(Answer::Never);
+        let started = Instant::now();
+        let error = lookup
+            .get("ns", "cm", started + Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        assert!(
+            matches!(error, LookupError::Timeout(waited) if waited == Duration::from_millis(300)),
+            "{error:?}"
+        );
+        assert_eq!(
+            *paths.lock().unwrap(),
+            ["/api/v1/namespaces/ns/configmaps/cm"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_just_before_the_deadline_is_used() {
+        let object = configmap("ns", "cm");
+        let (lookup, _) = fake::lookup(Answer::object(&object, Duration::from_millis(299)));
+        let started = Instant::now();
+        let got = lookup
+            .get("ns", "cm", started + Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert_eq!(got, object);
+        assert_eq!(started.elapsed(), Duration::from_millis(299));
+    }
+
+    #[tokio::test]
+    async fn answers_that_are_not_the_configmap_are_invalid() {
+        for (body, why) in [
+            (&b"\xff\xfe not UTF-8"[..], "not UTF-8"),
+            (b"<html>proxy login</html>", "not JSON"),
+            (
+                br#"{"apiVersion": "v1", "kind": "Status", "status": "Success"}"#,
+                "a Status",
+            ),
+        ] {
+            let error = get(answer(200, body)).await.unwrap_err();
+            assert_eq!(error.metric_label(), "invalid", "{why}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn error_statuses_map_to_their_labels_even_without_a_status_body() {
+        let not_found = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Status",
+            "status": "Failure", "reason": "NotFound", "code": 404,
+            "message": "configmaps \"cm\" not found"}))
+        .unwrap();
+        for (status, body, label) in [
+            (404, &not_found[..], "not_found"),
+            (503, b"upstream connect error", "unavailable"),
+            (403, b"Forbidden", "forbidden"),
+            (405, b"", "rejected"),
+        ] {
+            let error = get(answer(status, body)).await.unwrap_err();
+            assert_eq!(error.metric_label(), label, "{status}: {error}");
+        }
+        assert!(
+            get(answer(
+                200,
+                &serde_json::to_vec(&configmap("ns", "cm")).unwrap()
+            ))
+            .await
+            .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_cannot_be_a_url_path_is_refused_before_any_request() {
+        let (lookup, paths) = fake::lookup(Answer::Never);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let error = lookup.get("ns", "not a name", deadline).await.unwrap_err();
+        assert_eq!(error.metric_label(), "invalid", "{error}");
+        assert!(paths.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn labels_are_stable() {

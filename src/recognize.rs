@@ -109,9 +109,45 @@ mod tests {
         assert_eq!(
             vmcp_deployment_configmap(&deployment(
                 json!({NAME_LABEL: "other", INSTANCE_LABEL: "x"}),
+                volumes.clone()
+            )),
+            None
+        );
+        // Empty values count as missing.
+        assert_eq!(
+            vmcp_deployment_configmap(&deployment(
+                json!({NAME_LABEL: VMCP_APP_NAME, INSTANCE_LABEL: ""}),
                 volumes
             )),
             None
         );
+        assert_eq!(
+            vmcp_deployment_configmap(&deployment(
+                labels.clone(),
+                json!([{"name": "vmcp-config", "configMap": {"name": ""}}])
+            )),
+            None
+        );
+        // Volumes that are not a list, or a list without the config volume.
+        for volumes in [json!(null), json!({"vmcp-config": {}}), json!([])] {
+            assert_eq!(
+                vmcp_deployment_configmap(&deployment(labels.clone(), volumes.clone())),
+                None,
+                "{volumes}"
+            );
+        }
+    }
+
+    #[test]
+    fn label_values_must_be_strings() {
+        assert!(!is_vmcp_configmap(&json!({
+            "metadata": {"labels": {COMPONENT_LABEL: ["vmcp-config"]}},
+            "data": {"config.yaml": "x"}
+        })));
+        // config.yaml of any type still marks a vMCP ConfigMap (refused later).
+        assert!(is_vmcp_configmap(&json!({
+            "metadata": {"labels": {COMPONENT_LABEL: VMCP_CONFIG_COMPONENT}},
+            "data": {"config.yaml": 7}
+        })));
     }
 }

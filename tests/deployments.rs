@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::apiserver::{self, ApiServer, Fault, configmap_path};
+use common::process::Process;
 use common::{
     Http, Pki, TestServer, client, decode_patch, fixture, post_review, review, write_pair,
 };
@@ -269,7 +270,7 @@ struct Failure {
 }
 
 #[tokio::test]
-async fn failed_lookups_allow_the_write_unchanged_with_a_warning_within_the_budget() {
+async fn failed_lookups_allow_the_write_unchanged_with_a_warning() {
     let failures = [
         Failure {
             name: "ConfigMap missing (404)",
@@ -315,9 +316,11 @@ async fn failed_lookups_allow_the_write_unchanged_with_a_warning_within_the_budg
             warning: "ConfigMap lookup timed out",
         },
     ];
-    // The apiserver waits 1 s; the webhook gives itself 90% of that.
-    let budget = Duration::from_millis(900);
-    let slack = Duration::from_millis(400);
+    // The apiserver waits 1 s; the webhook gives itself 900 ms of that and
+    // the lookup 850 ms. Those exact bounds are pinned on paused time in
+    // src/checksum_sync.rs; here the outcome label tells a lookup that timed
+    // out from one that failed fast, and a lookup that outlived the budget
+    // would answer with the admission's own `timeout`, not `lookup_timeout`.
     let deployment = fixture("vmcp-deployment.yaml");
     for failure in failures {
         let cluster = Cluster::start().await;
@@ -326,14 +329,10 @@ async fn failed_lookups_allow_the_write_unchanged_with_a_warning_within_the_budg
             .review_with_timeout(Http::V2, &create(&deployment), "1s")
             .await;
         let name = failure.name;
-        assert!(elapsed < budget + slack, "{name}: took {elapsed:?}");
         if failure.outcome == "timeout" {
-            // It did wait for the lookup, up to the budget less the margin
-            // kept for answering.
-            assert!(
-                elapsed >= Duration::from_millis(850),
-                "{name}: took {elapsed:?}"
-            );
+            // The one real-clock check, loose: `?timeout=1s` applied, not
+            // the 2 s lookup cap or the 9 s default budget.
+            assert!(elapsed < Duration::from_secs(5), "{name}: took {elapsed:?}");
         }
         let response = &answer["response"];
         assert_eq!(response["allowed"], true, "{name}");
@@ -410,10 +409,10 @@ async fn rejected_credentials_and_an_api_server_that_is_gone() {
     )
     .unwrap();
     let cluster = Cluster::start_with_kubeconfig(api, dir, kubeconfig).await;
-    let (answer, elapsed) = cluster
+    // Refused at once: `lookup_unavailable`, not a wait into `lookup_timeout`.
+    let (answer, _) = cluster
         .review_with_timeout(Http::V1, &create(&deployment), "1s")
         .await;
-    assert!(elapsed < Duration::from_millis(1300), "took {elapsed:?}");
     assert!(cluster.api.requests().is_empty());
     assert!(answer["response"].get("patch").is_none(), "{answer}");
     assert_eq!(
@@ -493,5 +492,87 @@ async fn a_kubeconfig_that_cannot_be_loaded_is_a_startup_error() {
     assert!(
         stderr.contains("cannot load the kubeconfig") && stderr.contains("no-such-kubeconfig"),
         "{stderr}"
+    );
+}
+
+/// Without `--kubeconfig`, API access comes from `KUBECONFIG` (which wins
+/// over the rest), then the in-cluster ServiceAccount (not reproducible
+/// here: its token lives at a fixed path under /var/run), then
+/// `~/.kube/config`; with none of them the server starts without lookups.
+#[tokio::test]
+async fn api_access_from_the_environment() {
+    let api = ApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let pki = Pki::new();
+    let files = write_pair(dir.path(), &pki.leaf());
+    let empty_home = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".kube")).unwrap();
+    std::fs::write(home.path().join(".kube/config"), api.kubeconfig()).unwrap();
+    let missing = dir.path().join("no-such-kubeconfig");
+
+    let serve = |env: &[(&str, &std::ffi::OsStr)]| {
+        Process::spawn(
+            &[
+                "serve",
+                "--listen=127.0.0.1:0",
+                "--admin-listen=127.0.0.1:0",
+                "--log-format=json",
+                &format!("--tls-cert={}", files.cert.display()),
+                &format!("--tls-key={}", files.key.display()),
+            ],
+            env,
+        )
+    };
+    for (env, access) in [
+        (
+            [
+                ("KUBECONFIG", kubeconfig.as_os_str()),
+                ("HOME", home.path().as_os_str()),
+            ],
+            "kubeconfig from KUBECONFIG",
+        ),
+        (
+            [
+                ("KUBECONFIG", "".as_ref()),
+                ("HOME", home.path().as_os_str()),
+            ],
+            "kubeconfig ~/.kube/config",
+        ),
+    ] {
+        let mut process = serve(&env);
+        let line = process.wait_for_log("ConfigMap lookups configured");
+        assert_eq!(line["access"], access, "{line}");
+        assert_eq!(
+            line["api_server"]
+                .as_str()
+                .map(|url| url.trim_end_matches('/')),
+            Some(api.url().as_str()),
+            "{line}"
+        );
+    }
+
+    // Nothing anywhere: the server starts, without lookups, and says why.
+    let mut process = serve(&[("HOME", empty_home.path().as_os_str())]);
+    let line = process.wait_for_log(
+        "no Kubernetes API access: Deployments pass through unchanged (set --kubeconfig)",
+    );
+    assert!(
+        line["why"].as_str().unwrap().contains("not in a cluster"),
+        "{line}"
+    );
+    process.wait_for_log("serving admission reviews");
+
+    // KUBECONFIG is given on purpose: one that cannot be read is an error.
+    let mut process = serve(&[
+        ("KUBECONFIG", missing.as_os_str()),
+        ("HOME", home.path().as_os_str()),
+    ]);
+    assert_eq!(process.wait_for_exit().code(), Some(1));
+    let output = process.output_so_far();
+    assert!(
+        output.contains("cannot load the kubeconfig from KUBECONFIG"),
+        "{output}"
     );
 }

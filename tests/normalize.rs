@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use vmcp_normalizer::checksum::content_checksum;
+use vmcp_normalizer::checksum::{content_checksum, content_checksum_with};
 use vmcp_normalizer::normalize::{Change, Outcome, RefusalReason, normalize_configmap};
 use vmcp_normalizer::recognize::CONTENT_CHECKSUM_ANNOTATION;
 
@@ -114,6 +114,66 @@ fn checksum_vectors_of_the_spec() {
     );
 }
 
+/// One vector of `tests/fixtures/checksum-vectors.json`: an object and the
+/// checksum `scripts/checksum-vectors.py` (Python's hashlib, not this crate)
+/// computed for it. CI checks the file is what the script computes.
+struct ChecksumVector {
+    name: String,
+    object: Value,
+    checksum: String,
+}
+
+fn checksum_vectors() -> Vec<ChecksumVector> {
+    let file = fixture_json("checksum-vectors.json");
+    let vectors = file["vectors"].as_array().expect("a vectors list");
+    vectors
+        .iter()
+        .map(|vector| ChecksumVector {
+            name: vector["name"].as_str().expect("name").to_owned(),
+            object: vector["object"].clone(),
+            checksum: vector["checksum"].as_str().expect("checksum").to_owned(),
+        })
+        .collect()
+}
+
+fn checksum_vector(name: &str) -> ChecksumVector {
+    checksum_vectors()
+        .into_iter()
+        .find(|vector| vector.name == name)
+        .unwrap_or_else(|| panic!("no checksum vector {name:?}"))
+}
+
+fn fixture_json(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn checksums_agree_with_the_independent_vectors() {
+    let vectors = checksum_vectors();
+    assert!(vectors.len() >= 12, "only {} vectors", vectors.len());
+    for vector in &vectors {
+        let name = &vector.name;
+        assert_eq!(
+            content_checksum(&vector.object).as_deref(),
+            Ok(vector.checksum.as_str()),
+            "{name}"
+        );
+        // The normalizer hashes its candidate text in place of config.yaml
+        // without cloning the object: that path must agree too.
+        if let Some(config) = vector.object["data"]["config.yaml"].as_str() {
+            let mut placeholder = vector.object.clone();
+            placeholder["data"]["config.yaml"] = json!("placeholder");
+            assert_eq!(
+                content_checksum_with(&placeholder, Some(("config.yaml", config))).as_deref(),
+                Ok(vector.checksum.as_str()),
+                "{name}, replaced"
+            );
+        }
+    }
+}
+
 /// Rearrange the fixture's operator-style backend items into `names` order.
 fn permute(text: &str, names: &[&str]) -> String {
     let start = text.find("    - name: ").unwrap();
@@ -186,30 +246,27 @@ fn no_checksum_annotation_means_none_is_added() {
 
 #[test]
 fn other_data_keys_are_hashed_but_never_reordered() {
-    let other = "upstreams:\n  - name: z\n  - name: a\n";
-    let mut object = vmcp_configmap("backends:\n  - name: b\n  - name: a\n");
-    object["data"]["authserver-config.yaml"] = json!(other);
-    let (_, result_object) = normalized(&object);
-    assert_eq!(
-        result_object["data"]["authserver-config.yaml"],
-        json!(other)
-    );
-    let expected = content_checksum(&result_object).unwrap();
-    assert_eq!(checksum_annotation(&result_object), expected);
-    assert!(content_checksum(&object).unwrap() != expected);
+    let input =
+        checksum_vector("normalize: two backends out of order, with authserver-config.yaml");
+    let expected = checksum_vector("normalize: the same, backends in order");
+    let (_, result_object) = normalized(&input.object);
+    // Only config.yaml's backends moved; authserver-config.yaml's list did not.
+    assert_eq!(result_object["data"], expected.object["data"]);
+    // The new checksum covers both keys, as Python computed it.
+    assert_eq!(checksum_annotation(&result_object), expected.checksum);
+    assert_ne!(input.checksum, expected.checksum);
 }
 
 #[test]
 fn stale_checksum_on_sorted_data_is_recomputed() {
-    let mut object = vmcp_configmap("backends:\n  - name: a\n  - name: b\n");
-    let right = checksum_annotation(&object).to_owned();
-    object["metadata"]["annotations"][CONTENT_CHECKSUM_ANNOTATION] = json!("stale");
-    let (result, _) = normalized(&object);
+    let vector = checksum_vector("normalize: two backends in order, stale checksum");
+    assert_eq!(checksum_annotation(&vector.object), "stale");
+    let (result, _) = normalized(&vector.object);
     assert_eq!(
         result.changes,
         vec![Change::ContentChecksum {
             from: "stale".into(),
-            to: right
+            to: vector.checksum
         }]
     );
 }

@@ -301,31 +301,78 @@ async fn deployment_seam_receives_the_request_and_answers() {
     assert!(text.contains(r#"vmcp_normalizer_patches_total{kind="Deployment"} 1"#));
 }
 
-#[tokio::test]
-async fn budget_bounds_the_work() {
-    struct Never;
-    impl DeploymentMutator for Never {
-        fn mutate<'a>(&'a self, _: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
-            Box::pin(std::future::pending())
-        }
+/// A Deployment mutator that answers `after` (never, when `None`) with a
+/// patch, and checks the deadline it is handed is the whole budget from now.
+struct Slow {
+    after: Option<Duration>,
+    budget: Duration,
+}
+
+impl DeploymentMutator for Slow {
+    fn mutate<'a>(&'a self, review: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+        assert_eq!(review.deadline - Instant::now(), self.budget);
+        let after = self.after;
+        Box::pin(async move {
+            match after {
+                Some(after) => tokio::time::sleep(after).await,
+                None => std::future::pending().await,
+            }
+            Verdict::patched(patch(json!([
+                {"op": "replace", "path": "/spec/replicas", "value": 1}
+            ])))
+        })
     }
-    let admission = admission().with_deployment_mutator(Arc::new(Never));
+}
+
+/// The budget bounds the work exactly (tokio's paused clock: no scheduler
+/// timing): no decision by 900 ms is answered at 900 ms, allowed, unchanged.
+#[tokio::test(start_paused = true)]
+async fn budget_bounds_the_work() {
+    let budget = Duration::from_millis(900);
+    let slow = Slow {
+        after: None,
+        budget,
+    };
+    let admission = admission().with_deployment_mutator(Arc::new(slow));
     let body = review("CREATE", "apps", "deployments", json!({}));
-    let started = std::time::Instant::now();
-    let bytes = admission
-        .review(&body, Duration::from_millis(50))
-        .await
-        .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2));
+    let started = Instant::now();
+    let bytes = admission.review(&body, budget).await.unwrap();
+    assert_eq!(started.elapsed(), budget);
     let answer: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(answer["response"]["allowed"], true);
     assert!(answer["response"].get("patch").is_none());
     assert_eq!(
         answer["response"]["warnings"][0],
-        "vmcp-normalizer: no decision within 50 ms; object left unchanged"
+        "vmcp-normalizer: no decision within 900 ms; object left unchanged"
     );
     let text = admission.metrics().encode().unwrap();
     assert!(text.contains(r#"{kind="Deployment",operation="CREATE",outcome="timeout"} 1"#));
+}
+
+/// A decision 1 ms inside the budget is sent; one 1 ms outside is not.
+#[tokio::test(start_paused = true)]
+async fn a_decision_counts_up_to_the_deadline_and_not_after() {
+    let budget = Duration::from_millis(900);
+    for (after, answered_at, patched) in [
+        (Duration::from_millis(899), Duration::from_millis(899), true),
+        (Duration::from_millis(901), budget, false),
+    ] {
+        let slow = Slow {
+            after: Some(after),
+            budget,
+        };
+        let admission = admission().with_deployment_mutator(Arc::new(slow));
+        let body = review("UPDATE", "apps", "deployments", json!({}));
+        let started = Instant::now();
+        let bytes = admission.review(&body, budget).await.unwrap();
+        assert_eq!(started.elapsed(), answered_at, "decision after {after:?}");
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            answer["response"].get("patch").is_some(),
+            patched,
+            "decision after {after:?}: {answer}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -201,3 +201,72 @@ fn watch_directories(
     }
     Ok(watcher)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed() -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn write(files: &TlsFiles, cert: &str, key: &str) {
+        std::fs::write(&files.cert, cert).unwrap();
+        std::fs::write(&files.key, key).unwrap();
+    }
+
+    /// The poll looks every few seconds for the server's whole life: each
+    /// change of the files is acted on (served or refused, logged, counted)
+    /// once, and every look in between is a hash comparison and nothing more.
+    #[test]
+    fn each_change_is_acted_on_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("tls.crt"),
+            key: dir.path().join("tls.key"),
+        };
+        let (first_cert, first_key) = self_signed();
+        let (second_cert, second_key) = self_signed();
+        write(&files, &first_cert, &first_key);
+        let served = files.load().unwrap();
+        let resolver = Arc::new(CertResolver::new(served.certified_key));
+        let metrics = Arc::new(Metrics::new());
+        let mut reloader = Reloader::new(
+            files.clone(),
+            resolver.clone(),
+            metrics.clone(),
+            served.fingerprint,
+        );
+        let unchanged = |reloader: &mut Reloader| {
+            let before = resolver.current();
+            assert_eq!(reloader.check(), ReloadResult::Unchanged);
+            assert!(Arc::ptr_eq(&before, &resolver.current()), "re-stored");
+        };
+
+        unchanged(&mut reloader);
+        write(&files, &second_cert, &second_key);
+        assert_eq!(reloader.check(), ReloadResult::Reloaded);
+        unchanged(&mut reloader);
+        unchanged(&mut reloader);
+
+        // A pair that does not match, then a key that cannot be read: each
+        // refused once, the second pair still served.
+        write(&files, &first_cert, &second_key);
+        assert_eq!(reloader.check(), ReloadResult::Rejected);
+        unchanged(&mut reloader);
+        std::fs::remove_file(&files.key).unwrap();
+        assert_eq!(reloader.check(), ReloadResult::Rejected);
+        unchanged(&mut reloader);
+
+        let text = metrics.encode().unwrap();
+        for line in [
+            r#"vmcp_normalizer_cert_reloads_total{result="ok"} 1"#,
+            r#"vmcp_normalizer_cert_reloads_total{result="failed"} 2"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+    }
+}
