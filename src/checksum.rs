@@ -39,26 +39,16 @@ pub struct ChecksumError {
 /// );
 /// ```
 pub fn content_checksum(configmap: &Value) -> Result<String, ChecksumError> {
-    content_checksum_with(configmap, None)
-}
-
-/// The checksum of `configmap` with `data[key]` taken to be `value`, so a
-/// caller can hash a candidate without cloning the object.
-pub fn content_checksum_with(
-    configmap: &Value,
-    replaced: Option<(&str, &str)>,
-) -> Result<String, ChecksumError> {
     let mut hasher = Context::new(&SHA256);
-    hash_string_map(&mut hasher, configmap.get("data"), "data", replaced, None)?;
+    hash_string_map(&mut hasher, configmap.get("data"), "data", None)?;
     let metadata = configmap.get("metadata");
     let labels = metadata.and_then(|m| m.get("labels"));
-    hash_string_map(&mut hasher, labels, "metadata.labels", None, None)?;
+    hash_string_map(&mut hasher, labels, "metadata.labels", None)?;
     let annotations = metadata.and_then(|m| m.get("annotations"));
     hash_string_map(
         &mut hasher,
         annotations,
         "metadata.annotations",
-        None,
         Some(CONTENT_CHECKSUM_ANNOTATION),
     )?;
     Ok(lower_hex(hasher.finish().as_ref()))
@@ -78,14 +68,12 @@ fn lower_hex(bytes: &[u8]) -> String {
 }
 
 /// Hash every key then its value of an optional map of strings, keys in
-/// byte order (Go's `sort.Strings`), with `replaced` standing in for one
-/// entry's value and `skipped` left out. `null` and absent count as empty, as
+/// byte order (Go's `sort.Strings`), with `skipped` left out. `null` and absent count as empty, as
 /// Go's nil map does.
 fn hash_string_map(
     hasher: &mut Context,
     value: Option<&Value>,
     field: &'static str,
-    replaced: Option<(&str, &str)>,
     skipped: Option<&str>,
 ) -> Result<(), ChecksumError> {
     let map: &Map<String, Value> = match value {
@@ -106,10 +94,6 @@ fn hash_string_map(
             });
         };
         if skipped != Some(key) {
-            let value = match replaced {
-                Some((replaced_key, replacement)) if replaced_key == key => replacement,
-                _ => value,
-            };
             hasher.update(key.as_bytes());
             hasher.update(value.as_bytes());
         }
@@ -194,16 +178,6 @@ mod tests {
         let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(lower_hex(&all), expected);
         assert_eq!(lower_hex(&[]), "");
-    }
-
-    #[test]
-    fn a_replacement_hashes_like_the_replaced_object() {
-        let configmap = json!({"data": {"config.yaml": "old", "z": "1"}});
-        let replaced = json!({"data": {"config.yaml": "new", "z": "1"}});
-        assert_eq!(
-            content_checksum_with(&configmap, Some(("config.yaml", "new"))).unwrap(),
-            content_checksum(&replaced).unwrap()
-        );
     }
 
     #[test]
