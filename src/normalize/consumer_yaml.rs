@@ -51,10 +51,10 @@ pub fn same_but_backends(
         return Err("the top level has a different number of keys".to_owned());
     }
     for ((key, want), (got_key, got)) in original_root.iter().zip(reordered_root) {
-        let path = describe_key(key);
-        same(key, got_key, &path)?;
+        let at = |path: Path| path.within(Step::Key(key)).to_string();
+        same(key, got_key).map_err(at)?;
         if key.as_str() != Some("backends") {
-            same(want, got, &path)?;
+            same(want, got).map_err(at)?;
             continue;
         }
         let (Some(want), Some(got)) = (want.as_sequence(), got.as_sequence()) else {
@@ -71,22 +71,56 @@ pub fn same_but_backends(
             let want = want
                 .get(from)
                 .ok_or_else(|| format!("no backends item {from} to move"))?;
-            same(want, got, &format!("backends[{position}]"))?;
+            same(want, got).map_err(|path| {
+                path.within(Step::Index(position))
+                    .within(Step::Key(key))
+                    .to_string()
+            })?;
         }
     }
     Ok(())
 }
 
+/// Where two trees differ, built only once they do: the steps from the
+/// difference up to the root.
+struct Path<'v>(Vec<Step<'v>>);
+
+enum Step<'v> {
+    Key(&'v Value),
+    Index(usize),
+}
+
+impl<'v> Path<'v> {
+    fn within(mut self, step: Step<'v>) -> Self {
+        self.0.push(step);
+        self
+    }
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (at, step) in self.0.iter().rev().enumerate() {
+            match step {
+                Step::Key(Value::String(key)) if at == 0 => write!(f, "{key}")?,
+                Step::Key(Value::String(key)) => write!(f, ".{key}")?,
+                Step::Key(_) => f.write_str(".<key>")?,
+                Step::Index(index) => write!(f, "[{index}]")?,
+            }
+        }
+        f.write_str(" reads differently")
+    }
+}
+
 /// Strict equality: values, tags, and the order of mapping keys.
-fn same(want: &Value, got: &Value, path: &str) -> Result<(), String> {
-    let differs = || Err(format!("{path} reads differently"));
+fn same<'v>(want: &'v Value, got: &Value) -> Result<(), Path<'v>> {
+    let differs = || Err(Path(Vec::new()));
     match (want, got) {
         (Value::Sequence(want), Value::Sequence(got)) => {
             if want.len() != got.len() {
                 return differs();
             }
             for (index, (want, got)) in want.iter().zip(got).enumerate() {
-                same(want, got, &format!("{path}[{index}]"))?;
+                same(want, got).map_err(|path| path.within(Step::Index(index)))?;
             }
             Ok(())
         }
@@ -95,9 +129,9 @@ fn same(want: &Value, got: &Value, path: &str) -> Result<(), String> {
                 return differs();
             }
             for ((want_key, want), (got_key, got)) in want.iter().zip(got) {
-                let path = format!("{path}.{}", describe_key(want_key));
-                same(want_key, got_key, &path)?;
-                same(want, got, &path)?;
+                same(want_key, got_key)
+                    .and_then(|()| same(want, got))
+                    .map_err(|path| path.within(Step::Key(want_key)))?;
             }
             Ok(())
         }
@@ -105,18 +139,11 @@ fn same(want: &Value, got: &Value, path: &str) -> Result<(), String> {
             if want.tag != got.tag {
                 return differs();
             }
-            same(&want.value, &got.value, path)
+            same(&want.value, &got.value)
         }
         // Scalars: yaml_serde's equality (NaN equals NaN, as YAML has one).
         (want, got) if want == got => Ok(()),
         _ => differs(),
-    }
-}
-
-fn describe_key(key: &Value) -> String {
-    match key {
-        Value::String(key) => key.clone(),
-        _ => "<key>".to_owned(),
     }
 }
 
