@@ -7,9 +7,7 @@
 //! (libyaml), and the result is only returned once libyaml reads it back equal
 //! to the input but for the order of `backends`.
 
-use yaml_serde::Value;
-
-use super::consumer_yaml::{self, same_but_backends};
+use super::consumer_yaml::{self, Backends, Item, Reading};
 use super::layout;
 use super::{Refusal, RefusalReason};
 
@@ -25,11 +23,11 @@ pub struct Reordered {
 /// `Ok(None)`: nothing to do (no backends, fewer than two, or already in
 /// order). `Err`: the document is left as it is, for the reason given.
 pub fn sort_backends(text: &str) -> Result<Option<Reordered>, Refusal> {
-    let tree = consumer_yaml::read(text)?;
-    let items = match consumer_yaml::backends(&tree) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Sequence(items)) => items,
-        Some(_) => return Err(unsupported("a backends value that is not a list")),
+    let reading = consumer_yaml::read(text)?;
+    let items = match reading.backends() {
+        Backends::Absent | Backends::Null => return Ok(None),
+        Backends::List(items) => items,
+        Backends::NotList => return Err(unsupported("a backends value that is not a list")),
     };
     let names = item_names(items)?;
     // Strictly increasing names are the canonical order whatever the text;
@@ -48,7 +46,7 @@ pub fn sort_backends(text: &str) -> Result<Option<Reordered>, Refusal> {
         return Ok(None);
     }
     let reordered = layout.reassemble(&order);
-    prove(&tree, &order, &reordered)?;
+    prove(&reading, &order, &reordered)?;
     Ok(Some(Reordered {
         text: reordered,
         items: order.len(),
@@ -56,12 +54,12 @@ pub fn sort_backends(text: &str) -> Result<Option<Reordered>, Refusal> {
 }
 
 /// Each item's `name`, as the string vMCP decodes.
-fn item_names(items: &[Value]) -> Result<Vec<&str>, Refusal> {
+fn item_names(items: &[Item]) -> Result<Vec<&str>, Refusal> {
     items
         .iter()
         .enumerate()
         .map(|(index, item)| {
-            item.get("name").and_then(Value::as_str).ok_or_else(|| {
+            item.name.as_deref().ok_or_else(|| {
                 unsupported(&format!("backends item {} has no string name", index + 1))
             })
         })
@@ -87,10 +85,12 @@ fn refuse_yaml_1_1_line_breaks(text: &str) -> Result<(), Refusal> {
 
 /// Read the reordered text as vMCP would and check it is the original but
 /// for the order of the backends items.
-fn prove(original: &Value, order: &[usize], reordered: &str) -> Result<(), Refusal> {
-    let tree = consumer_yaml::read(reordered)
+fn prove(original: &Reading, order: &[usize], reordered: &str) -> Result<(), Refusal> {
+    let reading = consumer_yaml::read(reordered)
         .map_err(|refusal| proof_failed(&format!("it does not read back: {}", refusal.detail)))?;
-    same_but_backends(original, &tree, order).map_err(|what| proof_failed(&what))
+    original
+        .same_but_backends(&reading, order)
+        .map_err(|what| proof_failed(&what))
 }
 
 fn proof_failed(what: &str) -> Refusal {
@@ -309,17 +309,17 @@ mod tests {
             // no final newline for libyaml; moved up, it would gain one.
             (
                 "backends:\n- name: b\n- name: a\n  note: |\n    x",
-                "backends[0].note",
+                "backends[0] reads differently",
             ),
             // ... and the item that becomes last would lose its own.
             (
                 "backends:\n- name: b\n  note: |\n    x\n- name: a",
-                "backends[1].note",
+                "backends[1] reads differently",
             ),
             // A kept block scalar's trailing blank line is content.
             (
                 "backends:\n- name: b\n  note: |+\n    x\n\n- name: a\n",
-                "backends[1].note",
+                "backends[1] reads differently",
             ),
             // An alias to an anchor in another item would come before it.
             (
@@ -347,14 +347,17 @@ mod tests {
         for (reordered, differs) in [
             (
                 good.replace("name: a", "name: c"),
-                "backends[0].name reads differently",
+                "backends[0] reads differently",
+            ),
+            (good.replace("'u'", "1"), "backends[1] reads differently"),
+            (
+                good.replace("x: 1", "x: [1]"),
+                "what surrounds backends reads differently",
             ),
             (
-                good.replace("'u'", "1"),
-                "backends[1].url reads differently",
+                format!("{good}y: 2\n"),
+                "what surrounds backends reads differently",
             ),
-            (good.replace("x: 1", "x: [1]"), "x reads differently"),
-            (format!("{good}y: 2\n"), "a different number of keys"),
             (
                 good.replace("  - name: a\n", ""),
                 "backends has 1 items, not 2",
