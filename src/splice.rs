@@ -148,8 +148,13 @@ struct Located {
 
 #[derive(Debug)]
 enum Container {
-    Map { key: Option<Step>, awaiting_key: bool },
-    Seq { next: usize },
+    Map {
+        key: Option<Step>,
+        awaiting_key: bool,
+    },
+    Seq {
+        next: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -418,11 +423,7 @@ fn render_in_place(
 /// content stay. The new value is a literal block at the old content's
 /// indentation when it can be one, else a double-quoted string in place of
 /// the header (and no content lines).
-fn block_in_place(
-    text: &str,
-    scalar: &Located,
-    value: &str,
-) -> Result<Vec<Splice>, SpliceError> {
+fn block_in_place(text: &str, scalar: &Located, value: &str) -> Result<Vec<Splice>, SpliceError> {
     let header_error = || SpliceError::BlockHeader(scalar.path.clone());
     // The content starts on the line after the header; blank lines may come
     // first, so the header line is the last non-blank line above.
@@ -439,7 +440,8 @@ fn block_in_place(
         }
         header_line_end = start;
     };
-    let header_line = &text[header_line_start..header_line_end];
+    // Without its `\n` (the loop above stopped at a line that has one).
+    let header_line = &text[header_line_start..header_line_end - 1];
     let (header_offset, header_len) = block_header(header_line).ok_or_else(header_error)?;
     let header = header_line_start + header_offset..header_line_start + header_offset + header_len;
     let has_indentation_digit = text[header.clone()].bytes().any(|b| b.is_ascii_digit());
@@ -515,7 +517,11 @@ fn block_header(line: &str) -> Option<(usize, usize)> {
 /// A literal block for `value` at `indentation`: the header and the content
 /// lines, or `None` when a literal block cannot hold the value exactly
 /// (only `|` and `|-` are written).
-fn literal_block(value: &str, indentation: &str, line_break: &str) -> Option<(&'static str, String)> {
+fn literal_block(
+    value: &str,
+    indentation: &str,
+    line_break: &str,
+) -> Option<(&'static str, String)> {
     let header = if let Some(body) = value.strip_suffix('\n') {
         if body.ends_with('\n') {
             return None;
@@ -556,8 +562,12 @@ fn printable(c: char) -> bool {
 /// as a string plain: the shape of every checksum this tool writes.
 fn is_plain_checksum(value: &str) -> bool {
     value.len() >= 2
-        && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        && value.bytes().any(|b| matches!(b, b'a' | b'c' | b'd' | b'f'))
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && value
+            .bytes()
+            .any(|b| matches!(b, b'a' | b'c' | b'd' | b'f'))
 }
 
 /// A YAML double-quoted string, one line; everything not printable raw is
@@ -663,6 +673,21 @@ mod tests {
     }
 
     #[test]
+    fn a_block_header_alone_on_its_line_and_crlf_lines_are_rewritten() {
+        let text = "a:\n  - |\n    x\n  - y\n";
+        let path = vec![Step::Key("a".into()), Step::Index(0)];
+        assert_eq!(
+            edit(text, Syntax::Yaml, 0, path.clone(), "z\nw"),
+            "a:\n  - |-\n    z\n    w\n  - y\n"
+        );
+        let crlf = text.replace('\n', "\r\n");
+        assert_eq!(
+            edit(&crlf, Syntax::Yaml, 0, path, "z\n"),
+            "a:\r\n  - |\r\n    z\r\n  - y\r\n"
+        );
+    }
+
+    #[test]
     fn documents_lists_and_unicode_are_found() {
         let text = "a: é\n---\nkind: List\nitems:\n- k: \"ü\"\n- k: v\n";
         let path = vec![
@@ -688,7 +713,15 @@ mod tests {
 
     #[test]
     fn what_cannot_be_placed_says_why() {
-        let documents = |path| BTreeMap::from([(0, vec![Replacement { path, value: "v".into() }])]);
+        let documents = |path| {
+            BTreeMap::from([(
+                0,
+                vec![Replacement {
+                    path,
+                    value: "v".into(),
+                }],
+            )])
+        };
         let text = "a: &x b\nc: *x\nd: e\nd: f\n";
         let plans = plan(text, Syntax::Yaml, &documents(key_path(&["a"]))).unwrap();
         assert!(matches!(plans[&0], Err(SpliceError::Decorated(_))));
