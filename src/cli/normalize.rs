@@ -86,8 +86,9 @@ struct Input {
     written: Option<String>,
 }
 
-/// A vMCP ConfigMap's place in the input, under its namespace and name.
-type ConfigMapIndex = HashMap<(Option<String>, String), Option<(usize, usize, Option<usize>)>>;
+/// Where each vMCP ConfigMap is in the input (input, document, item),
+/// under its namespace and name; a name can be there more than once.
+type ConfigMapIndex = HashMap<(Option<String>, String), Vec<(usize, usize, Option<usize>)>>;
 
 /// Run the command. Output is written only once every input has been read.
 pub fn run(
@@ -270,15 +271,14 @@ fn read_object(
             keep = true;
         }
     }
-    if keep && is_vmcp_configmap(object) {
-        if let Some(name) = &record.name {
-            // Two ConfigMaps under one name: which one a Deployment follows
-            // cannot be told, so neither is used.
-            configmaps
-                .entry((record.namespace.clone(), name.clone()))
-                .and_modify(|place| *place = None)
-                .or_insert(Some((input, document, item)));
-        }
+    if keep
+        && is_vmcp_configmap(object)
+        && let Some(name) = &record.name
+    {
+        configmaps
+            .entry((record.namespace.clone(), name.clone()))
+            .or_default()
+            .push((input, document, item));
     }
     match checksum_source(object) {
         ChecksumSource::NotVmcp | ChecksumSource::NoRunconfigChecksum => {}
@@ -333,24 +333,27 @@ fn keep_in_step(
         return;
     };
     let key = (object.namespace.clone(), name.to_owned());
-    let configmap = match configmaps.get(&key) {
-        Some(Some(place)) => object_at(inputs, *place),
-        Some(None) => {
-            object.warnings.push(format!(
-                "runconfig-checksum left as read: ConfigMap {name} appears more than once in the input"
-            ));
-            object.failed = true;
-            return;
-        }
-        None => None,
-    };
-    let Some(configmap) = configmap else {
+    let places = configmaps.get(&key).map(Vec::as_slice).unwrap_or_default();
+    let mut syncs = places
+        .iter()
+        .filter_map(|&place| object_at(inputs, place))
+        .map(|configmap| sync_runconfig_checksum(deployment, configmap));
+    let Some(sync) = syncs.next() else {
         object.warnings.push(format!(
             "runconfig-checksum left as read: its ConfigMap {name} is not in the input"
         ));
         return;
     };
-    match sync_runconfig_checksum(deployment, configmap) {
+    // The same ConfigMap given twice (say, as read and as normalized) is
+    // fine as long as every copy gives the same checksum.
+    if syncs.any(|other| other != sync) {
+        object.warnings.push(format!(
+            "runconfig-checksum left as read: the input holds differing ConfigMaps {name}"
+        ));
+        object.failed = true;
+        return;
+    }
+    match sync {
         ChecksumSync::NotVmcp | ChecksumSync::NoRunconfigChecksum | ChecksumSync::InStep => {}
         ChecksumSync::Replace { from, to, patch } => {
             object.changes.push(format!(
