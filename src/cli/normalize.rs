@@ -387,15 +387,20 @@ fn write_in_place(index: usize, input: &mut Input, objects: &mut [Object]) {
         if object.input != index || object.patch.is_empty() {
             continue;
         }
-        let Some(document) = input.kept.get(&object.document) else {
-            continue;
+        // The kept document becomes the expected one (the Deployment step,
+        // the last reader of `kept`, is done).
+        let edit = match edits.entry(object.document) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let Some(document) = input.kept.remove(&object.document) else {
+                    continue;
+                };
+                entry.insert(DocumentEdit {
+                    replacements: Vec::new(),
+                    expected: document,
+                })
+            }
         };
-        let edit = edits
-            .entry(object.document)
-            .or_insert_with(|| DocumentEdit {
-                replacements: Vec::new(),
-                expected: document.clone(),
-            });
         match replacements(object) {
             Ok(mut replacements) => edit.replacements.append(&mut replacements),
             Err(reason) => {
