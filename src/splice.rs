@@ -36,6 +36,14 @@ pub enum Syntax {
     Json,
 }
 
+/// The splices of one document, and the document's bytes in the text (for
+/// reading it back alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentPlan {
+    pub range: Range<usize>,
+    pub splices: Vec<Splice>,
+}
+
 /// One piece of text to put in place of `range` (bytes of the input).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Splice {
@@ -62,18 +70,19 @@ pub enum SpliceError {
 ///
 /// `documents` maps a document's position in `text` (counting every
 /// document, empty ones included) to its replacements. The answer has one
-/// entry per such document: its splices (sorted, not overlapping), or why it
-/// cannot be edited. A failure to scan the whole text is the outer error.
+/// entry per such document: its bytes and splices (sorted, not overlapping),
+/// or why it cannot be edited. A failure to scan the whole text is the outer
+/// error.
 pub fn plan(
     text: &str,
     syntax: Syntax,
     documents: &BTreeMap<usize, Vec<Replacement>>,
-) -> Result<BTreeMap<usize, Result<Vec<Splice>, SpliceError>>, SpliceError> {
+) -> Result<BTreeMap<usize, Result<DocumentPlan, SpliceError>>, SpliceError> {
     let tries: HashMap<usize, Node> = documents
         .iter()
         .map(|(&document, replacements)| (document, Node::of(replacements)))
         .collect();
-    let found = locate(text, &tries)?;
+    let (found, ranges) = locate(text, &tries)?;
     let mut plans = BTreeMap::new();
     for (&document, replacements) in documents {
         let mut splices = Vec::new();
@@ -94,7 +103,8 @@ pub fn plan(
             }
         }
         splices.sort_by_key(|splice| splice.range.start);
-        plans.insert(document, result.map(|()| splices));
+        let range = ranges.get(&document).cloned().unwrap_or(0..text.len());
+        plans.insert(document, result.map(|()| DocumentPlan { range, splices }));
     }
     Ok(plans)
 }
@@ -169,8 +179,14 @@ struct Frame<'n> {
 type Found = HashMap<(usize, usize), Result<Located, SpliceError>>;
 
 /// Walk the events of `text` and locate every wanted scalar.
-fn locate(text: &str, tries: &HashMap<usize, Node>) -> Result<Found, SpliceError> {
+/// Every wanted scalar, and the bytes of each document that has one (from
+/// its first token, `---` included, to where its end is seen).
+fn locate(
+    text: &str,
+    tries: &HashMap<usize, Node>,
+) -> Result<(Found, HashMap<usize, Range<usize>>), SpliceError> {
     let mut found: Found = HashMap::new();
+    let mut ranges = HashMap::new();
     let mut offsets = ByteOffsets::new(text);
     let mut document: Option<usize> = None;
     let mut root: Option<&Node> = None;
@@ -189,7 +205,18 @@ fn locate(text: &str, tries: &HashMap<usize, Node>) -> Result<Found, SpliceError
                 let next = document.map_or(0, |d| d + 1);
                 document = Some(next);
                 root = tries.get(&next);
+                if root.is_some() {
+                    let start = offsets.byte(span.start.index());
+                    ranges.insert(next, start..text.len());
+                }
                 stack.clear();
+            }
+            Event::DocumentEnd => {
+                // An implicit end's span covers the next `---`: the document
+                // ends where that span starts.
+                if let Some(range) = document.and_then(|d| ranges.get_mut(&d)) {
+                    range.end = offsets.byte(span.start.index());
+                }
             }
             Event::Scalar(value, style, anchor, tag) => {
                 if let Some(Frame {
@@ -288,10 +315,10 @@ fn locate(text: &str, tries: &HashMap<usize, Node>) -> Result<Found, SpliceError
                     value_done(&mut stack);
                 }
             }
-            Event::DocumentEnd | Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
     }
-    Ok(found)
+    Ok((found, ranges))
 }
 
 /// The tree node of the value about to be read at the top of `stack`.
@@ -635,8 +662,13 @@ mod tests {
             }],
         )]);
         let plans = plan(text, syntax, &documents).unwrap();
-        let splices = plans[&document].as_ref().unwrap();
-        apply(text, splices)
+        let plan = plans[&document].as_ref().unwrap();
+        assert!(
+            plan.splices
+                .iter()
+                .all(|s| plan.range.start <= s.range.start && s.range.end <= plan.range.end)
+        );
+        apply(text, &plan.splices)
     }
 
     #[test]
@@ -699,6 +731,51 @@ mod tests {
             edit(text, Syntax::Yaml, 1, path, "w"),
             text.replace("k: v", "k: \"w\"")
         );
+    }
+
+    #[test]
+    fn each_document_is_located_alone() {
+        let text = "# c\na: 1\n---\nb: 2\n...\n--- # x\nc: 3\n";
+        let wanted = |d| {
+            (
+                d,
+                vec![Replacement {
+                    path: key_path(&["a"]),
+                    value: "v".into(),
+                }],
+            )
+        };
+        let plans = plan(
+            text,
+            Syntax::Yaml,
+            &BTreeMap::from([wanted(0), wanted(1), wanted(2)]),
+        )
+        .unwrap();
+        let range = |d: usize| match &plans[&d] {
+            Ok(plan) => plan.range.clone(),
+            Err(_) => ranges_of(text, Syntax::Yaml, d),
+        };
+        assert_eq!(&text[range(0)], "a: 1\n");
+        assert_eq!(&text[range(1)], "---\nb: 2\n");
+        assert_eq!(&text[range(2)], "--- # x\nc: 3\n");
+    }
+
+    /// The range of a document whose wanted key is absent (the plan is an
+    /// error, so ask for a key that is there).
+    fn ranges_of(text: &str, syntax: Syntax, document: usize) -> Range<usize> {
+        let key = ["a", "b", "c"][document];
+        let wanted = BTreeMap::from([(
+            document,
+            vec![Replacement {
+                path: key_path(&[key]),
+                value: "v".into(),
+            }],
+        )]);
+        plan(text, syntax, &wanted).unwrap()[&document]
+            .as_ref()
+            .unwrap()
+            .range
+            .clone()
     }
 
     #[test]

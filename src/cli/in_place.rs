@@ -1,17 +1,18 @@
 //! Write one input's changes into its text, and keep only what is proven.
 //!
 //! The changed values are spliced into the text as read (see
-//! `crate::splice`); the edited text is then read again with the reader that
-//! read the input (libyaml through yaml_serde for YAML, serde_json for JSON)
-//! and every edited document must equal the normalized object exactly. A
+//! `crate::splice`); each edited document is then read again, alone, with
+//! the reader that read the input (libyaml through yaml_serde for YAML,
+//! serde_json for JSON) and must equal the normalized object exactly. A
 //! document whose edit cannot be placed or proven is written back as read.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use serde_json::Value;
 
 use crate::manifest::{Format, for_each_document};
-use crate::splice::{self, Replacement, Splice, SpliceError, Syntax};
+use crate::splice::{self, DocumentPlan, Replacement, Splice, SpliceError, Syntax};
 
 /// The changes of one document: its replacements and the object it must
 /// read as once they are written.
@@ -35,58 +36,37 @@ pub struct Written {
 pub fn write(
     text: &str,
     format: Format,
-    json_ranges: &[std::ops::Range<usize>],
+    json_ranges: &[Range<usize>],
     edits: &BTreeMap<usize, DocumentEdit>,
 ) -> Written {
     let mut refused = BTreeMap::new();
-    let mut placed: BTreeMap<usize, Vec<Splice>> = BTreeMap::new();
+    let mut proven: BTreeMap<usize, Vec<Splice>> = BTreeMap::new();
     for (document, result) in place(text, format, json_ranges, edits) {
-        match result {
+        let Some(edit) = edits.get(&document) else {
+            continue;
+        };
+        match result
+            .map_err(|error| format!("its new values cannot be written in place: {error}"))
+            .and_then(|plan| prove(text, &plan, &edit.expected).map(|()| plan.splices))
+        {
             Ok(splices) => {
-                placed.insert(document, splices);
+                proven.insert(document, splices);
             }
-            Err(error) => {
-                refused.insert(
-                    document,
-                    format!("its new values cannot be written in place: {error}"),
-                );
+            Err(reason) => {
+                refused.insert(document, reason);
             }
         }
     }
-    // Each round drops the documents that do not read back as intended; a
-    // document's text cannot change how another reads, so one more round
-    // proves the rest (the loop is bounded by the number of documents).
-    while !placed.is_empty() {
-        let edited = splice::apply(text, placed.values().flatten());
-        let failures = prove(&edited, format, &placed, edits);
-        if failures.is_empty() {
-            return Written {
-                text: Some(edited),
-                refused,
-            };
-        }
-        for (document, reason) in failures {
-            placed.remove(&document);
-            refused.insert(
-                document,
-                format!("the rewritten text does not read back as the normalized object: {reason}"),
-            );
-        }
-    }
-    Written {
-        text: None,
-        refused,
-    }
+    let text = (!proven.is_empty()).then(|| splice::apply(text, proven.values().flatten()));
+    Written { text, refused }
 }
-
-type Placed = Vec<(usize, Result<Vec<Splice>, SpliceError>)>;
 
 fn place(
     text: &str,
     format: Format,
-    json_ranges: &[std::ops::Range<usize>],
+    json_ranges: &[Range<usize>],
     edits: &BTreeMap<usize, DocumentEdit>,
-) -> Placed {
+) -> Vec<(usize, Result<DocumentPlan, SpliceError>)> {
     match format {
         Format::Yaml => {
             let wanted = edits
@@ -109,17 +89,23 @@ fn place(
                     return (document, Err(error));
                 };
                 let wanted = BTreeMap::from([(0, edit.replacements.clone())]);
+                let shift = |r: Range<usize>| r.start + range.start..r.end + range.start;
                 let result = splice::plan(&text[range.clone()], Syntax::Json, &wanted)
-                    .and_then(|mut plans| plans.remove(&0).unwrap_or(Ok(Vec::new())))
-                    .map(|splices| {
-                        splices
+                    .and_then(|mut plans| {
+                        plans.remove(&0).unwrap_or_else(|| {
+                            Err(SpliceError::NotFound("the document".to_owned()))
+                        })
+                    })
+                    .map(|plan| DocumentPlan {
+                        range: range.clone(),
+                        splices: plan
+                            .splices
                             .into_iter()
                             .map(|splice| Splice {
-                                range: splice.range.start + range.start
-                                    ..splice.range.end + range.start,
+                                range: shift(splice.range),
                                 text: splice.text,
                             })
-                            .collect()
+                            .collect(),
                     });
                 (document, result)
             })
@@ -127,41 +113,32 @@ fn place(
     }
 }
 
-/// The edited documents that do not read as their expected object, with
-/// the first difference. The whole stream is read, so a splice that
-/// changed where documents start or end is caught too.
-fn prove(
-    edited: &str,
-    format: Format,
-    placed: &BTreeMap<usize, Vec<Splice>>,
-    edits: &BTreeMap<usize, DocumentEdit>,
-) -> BTreeMap<usize, String> {
-    let mut failures = BTreeMap::new();
-    let mut seen = 0;
-    let read = for_each_document(edited, |document, value, _| {
-        seen = document + 1;
-        if !placed.contains_key(&document) {
-            return;
-        }
-        if let Some(edit) = edits.get(&document)
-            && value != edit.expected
-        {
-            failures.insert(document, "it reads as a different object".to_owned());
-        }
-    });
-    let everything = |reason: String| {
-        placed
-            .keys()
-            .map(|&document| (document, reason.clone()))
-            .collect()
-    };
-    match read {
-        Err(error) => everything(format!("it no longer reads: {error}")),
-        Ok(read_as) if read_as != format => everything("it reads as another format".to_owned()),
-        Ok(_) if placed.keys().any(|&document| document >= seen) => {
-            everything("the text holds fewer documents".to_owned())
-        }
-        Ok(_) => failures,
+/// Read the edited document alone, with the reader that read the input, and
+/// check that it is one document equal to `expected`. Only the bytes of
+/// scalars inside the document change, and what is written there never
+/// holds a line break at column 0 (a document marker), so the documents
+/// around it read as before.
+fn prove(text: &str, plan: &DocumentPlan, expected: &Value) -> Result<(), String> {
+    let base = plan.range.start;
+    let local: Vec<Splice> = plan
+        .splices
+        .iter()
+        .map(|splice| Splice {
+            range: splice.range.start - base..splice.range.end - base,
+            text: splice.text.clone(),
+        })
+        .collect();
+    let edited = splice::apply(&text[plan.range.clone()], &local);
+    let mut documents = Vec::new();
+    for_each_document(&edited, |_, value, _| documents.push(value))
+        .map_err(|error| format!("the rewritten document no longer reads: {error}"))?;
+    match documents.as_slice() {
+        [value] if value == expected => Ok(()),
+        [_] => Err("the rewritten text does not read back as the normalized object".to_owned()),
+        _ => Err(format!(
+            "the rewritten text reads as {} documents",
+            documents.len()
+        )),
     }
 }
 
