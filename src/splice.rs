@@ -42,6 +42,11 @@ pub enum Syntax {
 pub struct DocumentPlan {
     pub range: Range<usize>,
     pub splices: Vec<Splice>,
+    /// For a `kind: List` written in block style: the bytes of each item of
+    /// the top-level `items` that holds a replacement, from the start of its
+    /// `- ` line to the next item's. Such a slice reads alone as a sequence
+    /// of that one item, so an item can be read back without the whole list.
+    pub items: BTreeMap<usize, Range<usize>>,
 }
 
 /// One piece of text to put in place of `range` (bytes of the input).
@@ -82,7 +87,7 @@ pub fn plan(
         .iter()
         .map(|(&document, replacements)| (document, Node::of(replacements)))
         .collect();
-    let (found, ranges) = locate(text, &tries)?;
+    let (found, ranges, mut items) = locate(text, &tries)?;
     let mut plans = BTreeMap::new();
     for (&document, replacements) in documents {
         let mut splices = Vec::new();
@@ -104,7 +109,15 @@ pub fn plan(
         }
         splices.sort_by_key(|splice| splice.range.start);
         let range = ranges.get(&document).cloned().unwrap_or(0..text.len());
-        plans.insert(document, result.map(|()| DocumentPlan { range, splices }));
+        let items = items.remove(&document).unwrap_or_default();
+        plans.insert(
+            document,
+            result.map(|()| DocumentPlan {
+                range,
+                splices,
+                items,
+            }),
+        );
     }
     Ok(plans)
 }
@@ -164,6 +177,7 @@ enum Container {
     },
     Seq {
         next: usize,
+        block: bool,
     },
 }
 
@@ -177,16 +191,21 @@ struct Frame<'n> {
 }
 
 type Found = HashMap<(usize, usize), Result<Located, SpliceError>>;
+type Located3 = (
+    Found,
+    HashMap<usize, Range<usize>>,
+    HashMap<usize, BTreeMap<usize, Range<usize>>>,
+);
 
 /// Walk the events of `text` and locate every wanted scalar.
 /// Every wanted scalar, and the bytes of each document that has one (from
 /// its first token, `---` included, to where its end is seen).
-fn locate(
-    text: &str,
-    tries: &HashMap<usize, Node>,
-) -> Result<(Found, HashMap<usize, Range<usize>>), SpliceError> {
+fn locate(text: &str, tries: &HashMap<usize, Node>) -> Result<Located3, SpliceError> {
     let mut found: Found = HashMap::new();
     let mut ranges = HashMap::new();
+    let mut items: HashMap<usize, BTreeMap<usize, Range<usize>>> = HashMap::new();
+    // The list item being read whose bytes are wanted: (item, start).
+    let mut open_item: Option<(usize, usize)> = None;
     let mut offsets = ByteOffsets::new(text);
     let mut document: Option<usize> = None;
     let mut root: Option<&Node> = None;
@@ -200,6 +219,28 @@ fn locate(
                 e.info()
             ))
         })?;
+        // At the top-level `items` of a wanted document, in block style: an
+        // item starting or the list ending closes the open item, and a
+        // wanted item opens.
+        if stack.len() == 2 && is_items_sequence(&stack) {
+            let starts_value = !matches!(event, Event::SequenceEnd);
+            let line_start = line_start(text, offsets.byte(span.start.index()));
+            if let (Some((item, start)), Some(document)) = (open_item.take(), document) {
+                items
+                    .entry(document)
+                    .or_default()
+                    .insert(item, start..line_start);
+            }
+            if starts_value
+                && let Some(Frame {
+                    container: Container::Seq { next, .. },
+                    ..
+                }) = stack.last()
+                && value_node(&stack, root).is_some()
+            {
+                open_item = Some((*next, line_start));
+            }
+        }
         match event {
             Event::DocumentStart(_) => {
                 let next = document.map_or(0, |d| d + 1);
@@ -292,7 +333,10 @@ fn locate(
                         awaiting_key: true,
                     }
                 } else {
-                    Container::Seq { next: 0 }
+                    Container::Seq {
+                        next: 0,
+                        block: span.start.index() == span.end.index(),
+                    }
                 };
                 stack.push(Frame {
                     container,
@@ -318,7 +362,7 @@ fn locate(
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
     }
-    Ok((found, ranges))
+    Ok((found, ranges, items))
 }
 
 /// The tree node of the value about to be read at the top of `stack`.
@@ -330,16 +374,43 @@ fn value_node<'n>(stack: &[Frame<'n>], root: Option<&'n Node>) -> Option<&'n Nod
     match &top.container {
         Container::Map { key: Some(key), .. } => node.children.get(key),
         Container::Map { key: None, .. } => None,
-        Container::Seq { next } => node.children.get(&Step::Index(*next)),
+        Container::Seq { next, .. } => node.children.get(&Step::Index(*next)),
     }
 }
 
 fn value_done(stack: &mut [Frame<'_>]) {
     match stack.last_mut().map(|frame| &mut frame.container) {
         Some(Container::Map { awaiting_key, .. }) => *awaiting_key = true,
-        Some(Container::Seq { next }) => *next += 1,
+        Some(Container::Seq { next, .. }) => *next += 1,
         None => {}
     }
+}
+
+/// The stack is [root mapping, its `items` block sequence], on the tree of
+/// wanted paths.
+fn is_items_sequence(stack: &[Frame<'_>]) -> bool {
+    matches!(
+        stack,
+        [
+            Frame {
+                container: Container::Map {
+                    key: Some(Step::Key(key)),
+                    awaiting_key: false,
+                },
+                is_key: false,
+                ..
+            },
+            Frame {
+                container: Container::Seq { block: true, .. },
+                node: Some(_),
+                is_key: false,
+            },
+        ] if key == "items"
+    )
+}
+
+fn line_start(text: &str, at: usize) -> usize {
+    text[..at].rfind('\n').map_or(0, |i| i + 1)
 }
 
 fn current_path(stack: &[Frame<'_>]) -> Vec<Step> {
@@ -347,7 +418,7 @@ fn current_path(stack: &[Frame<'_>]) -> Vec<Step> {
         .iter()
         .filter_map(|frame| match &frame.container {
             Container::Map { key, .. } => key.clone(),
-            Container::Seq { next } => Some(Step::Index(*next)),
+            Container::Seq { next, .. } => Some(Step::Index(*next)),
         })
         .collect()
 }

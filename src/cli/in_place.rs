@@ -98,6 +98,7 @@ fn place(
                     })
                     .map(|plan| DocumentPlan {
                         range: range.clone(),
+                        items: BTreeMap::new(),
                         splices: plan
                             .splices
                             .into_iter()
@@ -114,28 +115,60 @@ fn place(
 }
 
 /// Read the edited document alone, with the reader that read the input, and
-/// check that it is one document equal to `expected`. Only the bytes of
-/// scalars inside the document change, and what is written there never
-/// holds a line break at column 0 (a document marker), so the documents
-/// around it read as before.
+/// check that it is one document equal to `expected`; in a `kind: List`
+/// written in block style, read each edited item alone instead (its `- `
+/// lines are a one-item sequence), so a 10,000-item dump is not read twice.
+///
+/// Only bytes of scalars inside the document (or item) change, and what is
+/// written there never starts a line at column 0 (a document marker, a new
+/// item of a column-0 list), so what is around it reads as before.
 fn prove(text: &str, plan: &DocumentPlan, expected: &Value) -> Result<(), String> {
-    let base = plan.range.start;
-    let local: Vec<Splice> = plan
-        .splices
+    let by_item = !plan.items.is_empty()
+        && plan.splices.iter().all(|splice| {
+            plan.items
+                .values()
+                .any(|range| range.start <= splice.range.start && splice.range.end <= range.end)
+        });
+    if !by_item {
+        return match read_alone(text, &plan.range, &plan.splices)? {
+            value if value == *expected => Ok(()),
+            _ => Err("the rewritten text does not read back as the normalized object".to_owned()),
+        };
+    }
+    for (&item, range) in &plan.items {
+        let want = expected
+            .get("items")
+            .and_then(|items| items.get(item))
+            .ok_or_else(|| format!("item {item} is not in the normalized list"))?;
+        match read_alone(text, range, &plan.splices)? {
+            Value::Array(read) if read.len() == 1 && read[0] == *want => {}
+            _ => {
+                return Err(format!(
+                    "item {item}, rewritten, does not read back as the normalized object"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `text[range]` with the splices that fall inside it, read as one document.
+fn read_alone(text: &str, range: &Range<usize>, splices: &[Splice]) -> Result<Value, String> {
+    let local: Vec<Splice> = splices
         .iter()
+        .filter(|splice| range.start <= splice.range.start && splice.range.end <= range.end)
         .map(|splice| Splice {
-            range: splice.range.start - base..splice.range.end - base,
+            range: splice.range.start - range.start..splice.range.end - range.start,
             text: splice.text.clone(),
         })
         .collect();
-    let edited = splice::apply(&text[plan.range.clone()], &local);
+    let edited = splice::apply(&text[range.clone()], &local);
     let mut documents = Vec::new();
     for_each_document(&edited, |_, value, _| documents.push(value))
-        .map_err(|error| format!("the rewritten document no longer reads: {error}"))?;
-    match documents.as_slice() {
-        [value] if value == expected => Ok(()),
-        [_] => Err("the rewritten text does not read back as the normalized object".to_owned()),
-        _ => Err(format!(
+        .map_err(|error| format!("the rewritten text no longer reads: {error}"))?;
+    match <[Value; 1]>::try_from(documents) {
+        Ok([value]) => Ok(value),
+        Err(documents) => Err(format!(
             "the rewritten text reads as {} documents",
             documents.len()
         )),
@@ -185,6 +218,42 @@ mod tests {
             written.refused[&1].contains("does not read back"),
             "{written:?}"
         );
+    }
+
+    #[test]
+    fn list_items_are_proven_alone() {
+        let text = "items:\n- a: x\n  b: 1\n# between\n- a: x\nkind: List\n";
+        let path = |item| {
+            vec![
+                Step::Key("items".into()),
+                Step::Index(item),
+                Step::Key("a".into()),
+            ]
+        };
+        let expected = json!({"items": [{"a": "x", "b": 1}, {"a": "y"}], "kind": "List"});
+        let edits = BTreeMap::from([(
+            0,
+            DocumentEdit {
+                replacements: vec![Replacement {
+                    path: path(1),
+                    value: "y".into(),
+                }],
+                expected: expected.clone(),
+            },
+        )]);
+        let plans = place(text, Format::Yaml, &[], &edits);
+        let plan = plans[0].1.as_ref().unwrap();
+        assert_eq!(&text[plan.items[&1].clone()], "- a: x\n");
+        let written = write(text, Format::Yaml, &[], &edits);
+        assert_eq!(
+            written.text.as_deref(),
+            Some("items:\n- a: x\n  b: 1\n# between\n- a: \"y\"\nkind: List\n")
+        );
+        // The item is what is compared: a wrong expectation of it is refused.
+        let mut wrong = edits;
+        wrong.get_mut(&0).unwrap().expected["items"][1]["a"] = json!("z");
+        let written = write(text, Format::Yaml, &[], &wrong);
+        assert!(written.refused[&0].contains("item 1"), "{written:?}");
     }
 
     #[test]
