@@ -590,3 +590,27 @@ fn the_readme_examples_run_as_written() {
         );
     }
 }
+
+/// When a ConfigMap's change cannot be written in place (here its
+/// `config.yaml` carries an anchor, which is left alone), its Deployment
+/// keeps its checksum too: both stay as read.
+#[test]
+fn a_deployment_does_not_follow_a_configmap_change_that_was_not_written() {
+    let configmap = fixture_text("vmcp-configmap.yaml")
+        .replace("  config.yaml: |\n", "  config.yaml: &config |\n");
+    let input = format!("{configmap}---\n{}", fixture_text("vmcp-deployment.yaml"));
+    let output = normalize(&[], &input);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert_eq!(stdout(&output), input);
+    let warnings = stderr(&output);
+    assert!(
+        warnings.contains("ConfigMap toolhive-system/demo-vmcp-vmcp-config: left as read"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains(
+            "Deployment toolhive-system/demo-vmcp: left as read (runconfig-checksum 9ba036ba5342 -> 32cf106c9df1): its ConfigMap's change could not be written"
+        ),
+        "{warnings}"
+    );
+}

@@ -7,7 +7,7 @@
 //! kept: only the documents that hold a vMCP object, one document at a time
 //! otherwise.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
@@ -72,6 +72,8 @@ struct Object {
     warnings: Vec<String>,
     /// A vMCP object left as read because it could not be normalized.
     failed: bool,
+    /// A Deployment's new checksum: the ConfigMap (namespace, name) it follows.
+    follows: Option<(Option<String>, String)>,
 }
 
 /// One file or standard input.
@@ -135,6 +137,14 @@ pub fn run(
         keep_in_step(deployment, &mut objects, &inputs, &configmaps);
     }
     for (index, input) in inputs.iter_mut().enumerate() {
+        write_in_place(index, input, &mut objects);
+    }
+    // A Deployment follows its ConfigMap's new checksum only if that
+    // ConfigMap's change was written; else both stay as read.
+    for index in unfollow_unwritten(&mut objects) {
+        let input = &mut inputs[index];
+        reread_edited(index, input, &objects);
+        input.written = None;
         write_in_place(index, input, &mut objects);
     }
 
@@ -255,6 +265,7 @@ fn read_object(
         changes: Vec::new(),
         warnings: Vec::new(),
         failed: false,
+        follows: None,
     };
     let mut keep = false;
     match normalize_object(object) {
@@ -362,6 +373,7 @@ fn keep_in_step(
                 short(&to)
             ));
             object.patch.extend(patch.0);
+            object.follows = Some(key);
         }
         ChecksumSync::Unsynced(unsynced) => {
             object.warnings.push(format!(
@@ -439,6 +451,47 @@ fn write_in_place(index: usize, input: &mut Input, objects: &mut [Object]) {
         }
     }
     input.written = written.text;
+}
+
+/// Leave as read every Deployment whose ConfigMap's change could not be
+/// written; the inputs that held such a Deployment, to write again.
+fn unfollow_unwritten(objects: &mut [Object]) -> BTreeSet<usize> {
+    let unwritten: HashSet<(Option<String>, String)> = objects
+        .iter()
+        .filter(|o| o.failed && !o.changes.is_empty() && o.kind.as_deref() == Some("ConfigMap"))
+        .filter_map(|o| Some((o.namespace.clone(), o.name.clone()?)))
+        .collect();
+    let mut inputs = BTreeSet::new();
+    for object in objects.iter_mut() {
+        if !object.patch.is_empty()
+            && object
+                .follows
+                .as_ref()
+                .is_some_and(|key| unwritten.contains(key))
+        {
+            refuse(object, "its ConfigMap's change could not be written");
+            inputs.insert(object.input);
+        }
+    }
+    inputs
+}
+
+/// Read again the documents of `input` that still have changes (writing
+/// consumed the kept copies).
+fn reread_edited(index: usize, input: &mut Input, objects: &[Object]) {
+    let wanted: BTreeSet<usize> = objects
+        .iter()
+        .filter(|o| o.input == index && !o.patch.is_empty())
+        .map(|o| o.document)
+        .collect();
+    let kept = &mut input.kept;
+    // It was read once already; an error here cannot happen and would only
+    // leave documents unwritten (as read).
+    let _ = for_each_document(&input.text, |document, value, _| {
+        if wanted.contains(&document) {
+            kept.insert(document, value);
+        }
+    });
 }
 
 fn refuse(object: &mut Object, reason: &str) {
