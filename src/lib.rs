@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod normalize;
 pub mod recognize;
 pub mod server;
+pub mod splice;
 mod words;

@@ -1,9 +1,11 @@
 //! The command line: `normalize` (offline) and `serve` (the webhook).
 
+mod in_place;
 mod normalize;
 
 pub use normalize::{
-    EXIT_BAD_INPUT, EXIT_OK, EXIT_WOULD_CHANGE, NormalizeArgs, run as run_normalize,
+    EXIT_BAD_INPUT, EXIT_NOT_NORMALIZED, EXIT_OK, EXIT_WOULD_CHANGE, NormalizeArgs,
+    run as run_normalize,
 };
 
 /// vmcp-normalizer keeps ToolHive vMCP backend sets in canonical order, so a

@@ -1,22 +1,48 @@
 //! `vmcp-normalizer normalize`: the normalizer offline, for files, pipes, CI
 //! and pre-commit hooks.
+//!
+//! Every input is read whole before anything is written, because a
+//! Deployment is kept in step with a ConfigMap that may come after it, and
+//! an unreadable input must leave the output empty. Parsed objects are not
+//! kept: only the documents that hold a vMCP object, one document at a time
+//! otherwise.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
+use json_patch::{Patch, PatchOperation};
 use serde_json::{Value, json};
 
-use crate::manifest::{Format, Manifest, describe, parse_manifest, render_manifest};
-use crate::normalize::{Outcome, Refusal, RefusalReason, normalize_object};
+use super::in_place::{self, DocumentEdit};
+use crate::manifest::{Format, for_each_document};
+use crate::normalize::{
+    ChecksumSource, ChecksumSync, Outcome, checksum_source, normalize_object,
+    sync_runconfig_checksum,
+};
+use crate::recognize::is_vmcp_configmap;
+use crate::splice::{Replacement, Step};
 
 /// Exit status: everything canonical (or written normalized).
 pub const EXIT_OK: u8 = 0;
 /// Exit status of `--check` when some object would change.
 pub const EXIT_WOULD_CHANGE: u8 = 1;
-/// Exit status when an input cannot be read or parsed.
+/// Exit status when an input cannot be read or parsed (nothing is written).
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status when some vMCP object could not be normalized and was left
+/// as read (the output is still complete; warnings say why).
+pub const EXIT_NOT_NORMALIZED: u8 = 3;
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  every object is canonical, or was written normalized
+  1  --check: some object would change (listed on stdout)
+  2  an input cannot be read or parsed; nothing is written
+  3  some vMCP object could not be normalized and is left as read
+     (a warning on stderr says why); takes precedence over 1";
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXIT_CODES)]
 pub struct NormalizeArgs {
     /// Manifest files, YAML or JSON, one or many documents, `kind: List`
     /// included. No file, or `-`, reads standard input.
@@ -24,18 +50,47 @@ pub struct NormalizeArgs {
     /// Write nothing; exit 1 when any object would change, naming it and why.
     #[arg(long, conflicts_with = "patch")]
     pub check: bool,
-    /// Print each object's RFC 6902 JSON patch (one JSON line per object)
-    /// instead of the objects.
+    /// Print one JSON object per line for each object: apiVersion, kind,
+    /// namespace, name, its RFC 6902 patch, changes and warnings.
     #[arg(long)]
     pub patch: bool,
 }
 
-/// One object's result, with where it came from.
-struct Report {
-    source: String,
-    object: String,
-    outcome: Outcome,
+/// One object of the input, what is to change in it and why.
+#[derive(Debug)]
+struct Object {
+    input: usize,
+    document: usize,
+    /// Its index in a `List`'s `items`.
+    item: Option<usize>,
+    api_version: Option<String>,
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    patch: Vec<PatchOperation>,
+    changes: Vec<String>,
+    warnings: Vec<String>,
+    /// A vMCP object left as read because it could not be normalized.
+    failed: bool,
+    /// A Deployment's new checksum: the ConfigMap (namespace, name) it follows.
+    follows: Option<(Option<String>, String)>,
 }
+
+/// One file or standard input.
+struct Input {
+    name: String,
+    text: String,
+    format: Format,
+    json_ranges: Vec<std::ops::Range<usize>>,
+    /// The documents that hold a vMCP object, as read.
+    kept: BTreeMap<usize, Value>,
+    /// The text to write, when it differs from `text`.
+    written: Option<String>,
+}
+
+/// Where each vMCP ConfigMap is in the input (input, document, item),
+/// under its namespace and name; a name can be there more than once.
+type ConfigMapIndex = HashMap<(Option<String>, String), Vec<(usize, usize, Option<usize>)>>;
 
 /// Run the command. Output is written only once every input has been read.
 pub fn run(
@@ -49,56 +104,77 @@ pub fn run(
     } else {
         args.files.clone()
     };
-    let mut manifests = Vec::new();
-    let mut reports = Vec::new();
+    let mut inputs = Vec::new();
+    let mut objects = Vec::new();
+    let mut configmaps = ConfigMapIndex::new();
+    let mut deployments = Vec::new();
     for path in &sources {
-        let source = if path.as_os_str() == "-" {
+        let name = if path.as_os_str() == "-" {
             "<stdin>".to_owned()
         } else {
             path.display().to_string()
         };
-        let manifest = match read_source(path, stdin)
-            .and_then(|text| parse_manifest(&text).map_err(|e| e.to_string()))
-        {
-            Ok(manifest) => manifest,
+        let read = read_source(path, stdin).and_then(|text| {
+            read_input(
+                inputs.len(),
+                name.clone(),
+                text,
+                &mut objects,
+                &mut configmaps,
+                &mut deployments,
+            )
+            .map_err(|e| e.to_string())
+        });
+        match read {
+            Ok(input) => inputs.push(input),
             Err(message) => {
-                let _ = writeln!(stderr, "error: {source}: {message}");
+                let _ = writeln!(stderr, "error: {name}: {message}");
                 return EXIT_BAD_INPUT;
             }
-        };
-        manifests.push(normalize_manifest(manifest, &source, &mut reports));
+        }
+    }
+    for &deployment in &deployments {
+        keep_in_step(deployment, &mut objects, &inputs, &configmaps);
+    }
+    for (index, input) in inputs.iter_mut().enumerate() {
+        write_in_place(index, input, &mut objects);
+    }
+    // A Deployment follows its ConfigMap's new checksum only if that
+    // ConfigMap's change was written; else both stay as read.
+    for index in unfollow_unwritten(&mut objects) {
+        let input = &mut inputs[index];
+        reread_edited(index, input, &objects);
+        input.written = None;
+        write_in_place(index, input, &mut objects);
     }
 
-    for report in &reports {
-        if let Outcome::Refused(refusal) = &report.outcome {
+    for object in &objects {
+        for warning in &object.warnings {
             let _ = writeln!(
                 stderr,
-                "warning: {}: {}: {refusal}",
-                report.source, report.object
+                "warning: {}: {}: {warning}",
+                inputs[object.input].name,
+                describe(object)
             );
         }
     }
     let written = if args.check {
-        write_check(&reports, stdout)
+        write_check(&inputs, &objects, stdout)
     } else if args.patch {
-        write_patches(&reports, stdout)
+        write_patches(&inputs, &objects, stdout)
     } else {
-        write_manifests(&manifests, stdout)
+        write_manifests(&inputs, stdout)
     };
-    match written {
-        Err(error) => {
-            let _ = writeln!(stderr, "error: cannot write output: {error}");
-            EXIT_BAD_INPUT
-        }
-        Ok(())
-            if args.check
-                && reports
-                    .iter()
-                    .any(|r| matches!(r.outcome, Outcome::Normalized(_))) =>
-        {
-            EXIT_WOULD_CHANGE
-        }
-        Ok(()) => EXIT_OK,
+    if let Err(error) = written {
+        let _ = writeln!(stderr, "error: cannot write output: {error}");
+        return EXIT_BAD_INPUT;
+    }
+    if objects.iter().any(|o| o.failed) {
+        EXIT_NOT_NORMALIZED
+    } else if args.check && objects.iter().any(|o| !o.patch.is_empty()) {
+        EXIT_WOULD_CHANGE
+    } else {
+        EXIT_OK
     }
 }
 
@@ -114,83 +190,406 @@ fn read_source(path: &PathBuf, stdin: &mut dyn Read) -> Result<String, String> {
     Ok(text)
 }
 
-/// Normalize every object of the manifest, the items of `List`s included.
-fn normalize_manifest(mut manifest: Manifest, source: &str, reports: &mut Vec<Report>) -> Manifest {
-    for document in &mut manifest.documents {
-        if is_list(document) {
-            if let Some(items) = document.get_mut("items").and_then(Value::as_array_mut) {
-                for item in items.iter_mut() {
-                    normalize_in_place(item, source, reports);
-                }
-            }
-        } else {
-            normalize_in_place(document, source, reports);
+/// Read one input a document at a time: normalize its ConfigMaps, note its
+/// vMCP Deployments and ConfigMaps, and keep only the documents holding them.
+fn read_input(
+    index: usize,
+    name: String,
+    text: String,
+    objects: &mut Vec<Object>,
+    configmaps: &mut ConfigMapIndex,
+    deployments: &mut Vec<usize>,
+) -> Result<Input, crate::manifest::ManifestError> {
+    let mut kept = BTreeMap::new();
+    let mut json_ranges = Vec::new();
+    let format = for_each_document(&text, |document, value, range| {
+        if let Some(range) = range {
+            json_ranges.push(range);
+        }
+        let mut keep = false;
+        let mut visit = |object: &Value, item: Option<usize>| {
+            keep |= read_object(
+                object,
+                (index, document, item),
+                objects,
+                configmaps,
+                deployments,
+            );
+        };
+        match list_items(&value) {
+            Some(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, object)| visit(object, Some(i))),
+            None if !value.is_null() => visit(&value, None),
+            None => {}
+        }
+        if keep {
+            kept.insert(document, value);
+        }
+    })?;
+    Ok(Input {
+        name,
+        text,
+        format,
+        json_ranges,
+        kept,
+        written: None,
+    })
+}
+
+/// Record one object; true when its document must be kept (it holds a vMCP
+/// object).
+fn read_object(
+    object: &Value,
+    (input, document, item): (usize, usize, Option<usize>),
+    objects: &mut Vec<Object>,
+    configmaps: &mut ConfigMapIndex,
+    deployments: &mut Vec<usize>,
+) -> bool {
+    let field = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let mut record = Object {
+        input,
+        document,
+        item,
+        api_version: field("/apiVersion"),
+        kind: field("/kind"),
+        namespace: field("/metadata/namespace"),
+        name: field("/metadata/name"),
+        patch: Vec::new(),
+        changes: Vec::new(),
+        warnings: Vec::new(),
+        failed: false,
+        follows: None,
+    };
+    let mut keep = false;
+    match normalize_object(object) {
+        Outcome::NotVmcp => {}
+        Outcome::Unchanged => keep = true,
+        Outcome::Normalized(normalized) => {
+            record.changes = normalized.changes.iter().map(ToString::to_string).collect();
+            record.patch = normalized.patch.0;
+            keep = true;
+        }
+        Outcome::Refused(refusal) => {
+            record.warnings.push(refusal.to_string());
+            record.failed = true;
+            keep = true;
         }
     }
-    manifest
+    if keep
+        && is_vmcp_configmap(object)
+        && let Some(name) = &record.name
+    {
+        configmaps
+            .entry((record.namespace.clone(), name.clone()))
+            .or_default()
+            .push((input, document, item));
+    }
+    match checksum_source(object) {
+        ChecksumSource::NotVmcp | ChecksumSource::NoRunconfigChecksum => {}
+        ChecksumSource::ConfigMap { .. } => {
+            deployments.push(objects.len());
+            keep = true;
+        }
+        ChecksumSource::Unusable(unsynced) => {
+            record
+                .warnings
+                .push(format!("runconfig-checksum left as read: {unsynced}"));
+            record.failed = true;
+        }
+    }
+    objects.push(record);
+    keep
 }
 
 /// `kubectl get -o yaml` prints `kind: List`; typed lists end in `List`.
-fn is_list(document: &Value) -> bool {
-    let kind = document.get("kind").and_then(Value::as_str);
-    kind.is_some_and(|kind| kind.ends_with("List"))
-        && document.get("items").is_some_and(Value::is_array)
+fn list_items(document: &Value) -> Option<&Vec<Value>> {
+    let kind = document.get("kind").and_then(Value::as_str)?;
+    if !kind.ends_with("List") {
+        return None;
+    }
+    document.get("items").and_then(Value::as_array)
 }
 
-fn normalize_in_place(object: &mut Value, source: &str, reports: &mut Vec<Report>) {
-    let mut outcome = normalize_object(object);
-    if let Outcome::Normalized(normalized) = &outcome {
-        match normalized.apply_to(object) {
-            Ok(canonical) => *object = canonical,
-            Err(error) => {
-                outcome = Outcome::Refused(Refusal {
-                    reason: RefusalReason::ProofFailed,
-                    detail: format!("the patch does not apply: {error}"),
-                })
-            }
+fn object_at(
+    inputs: &[Input],
+    (input, document, item): (usize, usize, Option<usize>),
+) -> Option<&Value> {
+    let value = inputs.get(input)?.kept.get(&document)?;
+    match item {
+        Some(item) => value.get("items")?.get(item),
+        None => Some(value),
+    }
+}
+
+/// The webhook's Deployment step, offline: the pod-template
+/// `runconfig-checksum` follows the normalized ConfigMap of the same input.
+fn keep_in_step(
+    index: usize,
+    objects: &mut [Object],
+    inputs: &[Input],
+    configmaps: &ConfigMapIndex,
+) {
+    let object = &mut objects[index];
+    let Some(deployment) = object_at(inputs, (object.input, object.document, object.item)) else {
+        return;
+    };
+    let ChecksumSource::ConfigMap { name, .. } = checksum_source(deployment) else {
+        return;
+    };
+    let key = (object.namespace.clone(), name.to_owned());
+    let places = configmaps.get(&key).map(Vec::as_slice).unwrap_or_default();
+    let mut syncs = places
+        .iter()
+        .filter_map(|&place| object_at(inputs, place))
+        .map(|configmap| sync_runconfig_checksum(deployment, configmap));
+    let Some(sync) = syncs.next() else {
+        object.warnings.push(format!(
+            "runconfig-checksum left as read: its ConfigMap {name} is not in the input"
+        ));
+        return;
+    };
+    // The same ConfigMap given twice (say, as read and as normalized) is
+    // fine as long as every copy gives the same checksum.
+    if syncs.any(|other| other != sync) {
+        object.warnings.push(format!(
+            "runconfig-checksum left as read: the input holds differing ConfigMaps {name}"
+        ));
+        object.failed = true;
+        return;
+    }
+    match sync {
+        ChecksumSync::NotVmcp | ChecksumSync::NoRunconfigChecksum | ChecksumSync::InStep => {}
+        ChecksumSync::Replace { from, to, patch } => {
+            object.changes.push(format!(
+                "runconfig-checksum {} -> {}",
+                short(&from),
+                short(&to)
+            ));
+            object.patch.extend(patch.0);
+            object.follows = Some(key);
+        }
+        ChecksumSync::Unsynced(unsynced) => {
+            object.warnings.push(format!(
+                "runconfig-checksum left as read: {}: {}",
+                unsynced.reason.describe(),
+                unsynced.detail
+            ));
+            object.failed = true;
         }
     }
-    reports.push(Report {
-        source: source.to_owned(),
-        object: describe(object),
-        outcome,
+}
+
+fn short(checksum: &str) -> &str {
+    checksum.get(..12).unwrap_or(checksum)
+}
+
+/// Write the input's changed values into its text; an object whose change
+/// cannot be written and proven is left as read, with a warning.
+fn write_in_place(index: usize, input: &mut Input, objects: &mut [Object]) {
+    let mut edits: BTreeMap<usize, DocumentEdit> = BTreeMap::new();
+    let mut by_document: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (position, object) in objects.iter_mut().enumerate() {
+        if object.input != index || object.patch.is_empty() {
+            continue;
+        }
+        // The kept document becomes the expected one (the Deployment step,
+        // the last reader of `kept`, is done).
+        let edit = match edits.entry(object.document) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let Some(document) = input.kept.remove(&object.document) else {
+                    continue;
+                };
+                entry.insert(DocumentEdit {
+                    replacements: Vec::new(),
+                    expected: document,
+                })
+            }
+        };
+        match replacements(object) {
+            Ok(mut replacements) => edit.replacements.append(&mut replacements),
+            Err(reason) => {
+                refuse(object, &reason);
+                continue;
+            }
+        }
+        let target = match object.item {
+            Some(item) => edit
+                .expected
+                .get_mut("items")
+                .and_then(|items| items.get_mut(item)),
+            None => Some(&mut edit.expected),
+        };
+        let applied = target
+            .ok_or_else(|| "the object is gone".to_owned())
+            .and_then(|target| {
+                json_patch::patch(target, &Patch(object.patch.clone())).map_err(|e| e.to_string())
+            });
+        if let Err(reason) = applied {
+            refuse(object, &format!("the patch does not apply: {reason}"));
+            continue;
+        }
+        by_document
+            .entry(object.document)
+            .or_default()
+            .push(position);
+    }
+    if edits.is_empty() {
+        return;
+    }
+    let written = in_place::write(&input.text, input.format, &input.json_ranges, &edits);
+    for (document, reason) in &written.refused {
+        for &position in by_document.get(document).into_iter().flatten() {
+            refuse(&mut objects[position], reason);
+        }
+    }
+    input.written = written.text;
+}
+
+/// Leave as read every Deployment whose ConfigMap's change could not be
+/// written; the inputs that held such a Deployment, to write again.
+fn unfollow_unwritten(objects: &mut [Object]) -> BTreeSet<usize> {
+    let unwritten: HashSet<(Option<String>, String)> = objects
+        .iter()
+        .filter(|o| o.failed && !o.changes.is_empty() && o.kind.as_deref() == Some("ConfigMap"))
+        .filter_map(|o| Some((o.namespace.clone(), o.name.clone()?)))
+        .collect();
+    let mut inputs = BTreeSet::new();
+    for object in objects.iter_mut() {
+        if !object.patch.is_empty()
+            && object
+                .follows
+                .as_ref()
+                .is_some_and(|key| unwritten.contains(key))
+        {
+            refuse(object, "its ConfigMap's change could not be written");
+            inputs.insert(object.input);
+        }
+    }
+    inputs
+}
+
+/// Read again the documents of `input` that still have changes (writing
+/// consumed the kept copies).
+fn reread_edited(index: usize, input: &mut Input, objects: &[Object]) {
+    let wanted: BTreeSet<usize> = objects
+        .iter()
+        .filter(|o| o.input == index && !o.patch.is_empty())
+        .map(|o| o.document)
+        .collect();
+    let kept = &mut input.kept;
+    // It was read once already; an error here cannot happen and would only
+    // leave documents unwritten (as read).
+    let _ = for_each_document(&input.text, |document, value, _| {
+        if wanted.contains(&document) {
+            kept.insert(document, value);
+        }
     });
 }
 
-fn write_manifests(manifests: &[Manifest], out: &mut dyn Write) -> std::io::Result<()> {
-    for (index, manifest) in manifests.iter().enumerate() {
-        if index > 0 && manifest.format == Format::Yaml && !manifest.documents.is_empty() {
-            out.write_all(b"---\n")?;
+fn refuse(object: &mut Object, reason: &str) {
+    object.warnings.push(format!(
+        "left as read ({}): {reason}",
+        object.changes.join("; ")
+    ));
+    object.patch.clear();
+    object.failed = true;
+}
+
+/// The object's patch as replacements of string values (the only operation
+/// the normalizer emits), with paths from the document's root.
+fn replacements(object: &Object) -> Result<Vec<Replacement>, String> {
+    object
+        .patch
+        .iter()
+        .map(|operation| match operation {
+            PatchOperation::Replace(replace) => {
+                let Value::String(value) = &replace.value else {
+                    return Err("a replacement is not a string".to_owned());
+                };
+                let mut path = Vec::new();
+                if let Some(item) = object.item {
+                    path.push(Step::Key("items".to_owned()));
+                    path.push(Step::Index(item));
+                }
+                path.extend(
+                    replace
+                        .path
+                        .tokens()
+                        .map(|t| Step::Key(t.decoded().into_owned())),
+                );
+                Ok(Replacement {
+                    path,
+                    value: value.clone(),
+                })
+            }
+            other => Err(format!("unexpected patch operation {other}")),
+        })
+        .collect()
+}
+
+/// `Kind namespace/name` for messages.
+fn describe(object: &Object) -> String {
+    let kind = object.kind.as_deref().unwrap_or("object");
+    match (&object.namespace, &object.name) {
+        (Some(namespace), Some(name)) => format!("{kind} {namespace}/{name}"),
+        (None, Some(name)) => format!("{kind} {name}"),
+        _ => format!("{kind} (unnamed)"),
+    }
+}
+
+/// Each input as read, or with its proven changes; YAML inputs are
+/// separated by `---` so their documents stay apart.
+fn write_manifests(inputs: &[Input], out: &mut dyn Write) -> std::io::Result<()> {
+    let mut ends_line = true;
+    for (index, input) in inputs.iter().enumerate() {
+        let text = input.written.as_deref().unwrap_or(&input.text);
+        if index > 0 {
+            if !ends_line {
+                out.write_all(b"\n")?;
+            }
+            if input.format == Format::Yaml {
+                out.write_all(b"---\n")?;
+            }
         }
-        let text = render_manifest(manifest).map_err(std::io::Error::other)?;
         out.write_all(text.as_bytes())?;
+        ends_line = text.is_empty() || text.ends_with('\n');
     }
     out.flush()
 }
 
-fn write_check(reports: &[Report], out: &mut dyn Write) -> std::io::Result<()> {
-    for report in reports {
-        if let Outcome::Normalized(normalized) = &report.outcome {
-            let changes: Vec<String> = normalized.changes.iter().map(ToString::to_string).collect();
-            writeln!(
-                out,
-                "{}: {} would change: {}",
-                report.source,
-                report.object,
-                changes.join("; ")
-            )?;
-        }
+fn write_check(inputs: &[Input], objects: &[Object], out: &mut dyn Write) -> std::io::Result<()> {
+    for object in objects.iter().filter(|o| !o.patch.is_empty()) {
+        writeln!(
+            out,
+            "{}: {} would change: {}",
+            inputs[object.input].name,
+            describe(object),
+            object.changes.join("; ")
+        )?;
     }
     out.flush()
 }
 
-fn write_patches(reports: &[Report], out: &mut dyn Write) -> std::io::Result<()> {
-    for report in reports {
-        let patch = match report.outcome.patch() {
-            Some(patch) => serde_json::to_value(patch).map_err(std::io::Error::other)?,
-            None => json!([]),
-        };
-        let line = json!({"source": report.source, "object": report.object, "patch": patch});
+fn write_patches(inputs: &[Input], objects: &[Object], out: &mut dyn Write) -> std::io::Result<()> {
+    for object in objects {
+        let line = json!({
+            "source": inputs[object.input].name,
+            "apiVersion": object.api_version,
+            "kind": object.kind,
+            "namespace": object.namespace,
+            "name": object.name,
+            "patch": object.patch,
+            "changes": object.changes,
+            "warnings": object.warnings,
+        });
         writeln!(out, "{line}")?;
     }
     out.flush()
