@@ -614,3 +614,29 @@ fn a_deployment_does_not_follow_a_configmap_change_that_was_not_written() {
         "{warnings}"
     );
 }
+
+/// `kubectl apply` leaves the applied object, in the producer's order, in an
+/// annotation the checksum covers: offline as live, both copies are put in
+/// canonical form, so two orders of one set give one file.
+#[test]
+fn kubectl_applied_configmaps_in_any_order_give_one_file() {
+    let applied = |first: &str, second: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x-vmcp-config\n  labels:\n    toolhive.stacklok.io/component: vmcp-config\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: |\n      {{\"apiVersion\":\"v1\",\"data\":{{\"config.yaml\":\"backends:\\n- name: {first}\\n- name: {second}\\n\"}},\"kind\":\"ConfigMap\",\"metadata\":{{\"annotations\":{{}},\"name\":\"x-vmcp-config\"}}}}\n    toolhive.stacklok.dev/content-checksum: \"0\"\ndata:\n  config.yaml: |\n    backends:\n    - name: {first}\n    - name: {second}\n"
+        )
+    };
+    let one = normalize(&[], &applied("b", "a"));
+    let other = normalize(&[], &applied("a", "b"));
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    assert_eq!(other.status.code(), Some(0), "{}", stderr(&other));
+    assert_eq!(stdout(&one), stdout(&other));
+    let object = &documents(&stdout(&one))[0];
+    let copy: Value = serde_json::from_str(
+        object["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(copy["data"]["config.yaml"], "backends:\n- name: a\n- name: b\n");
+    assert_eq!(object["data"]["config.yaml"], "backends:\n- name: a\n- name: b\n");
+}
