@@ -41,6 +41,11 @@ pub struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -71,6 +76,9 @@ pub struct Metrics {
     pub refusals: Family<ReasonLabels, Counter>,
     /// Requests on the webhook port answered with an HTTP error, by status.
     pub http_rejections: Family<StatusLabels, Counter>,
+    /// Reviews answered 503 at once because a budget was spent, by limit
+    /// (`in_flight` or `body_bytes`).
+    pub requests_shed: Family<LimitLabels, Counter>,
     /// Certificate reload attempts that found new files, by result (ok/failed).
     pub cert_reloads: Family<ResultLabels, Counter>,
     /// Not-after time of the certificate being served, as a Unix timestamp.
@@ -128,6 +136,12 @@ impl Metrics {
             "Webhook requests answered with an HTTP error status",
             http_rejections.clone(),
         );
+        let requests_shed = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "requests_shed",
+            "Reviews answered 503 at once because the in-flight or body-bytes budget was spent",
+            requests_shed.clone(),
+        );
         let cert_reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "cert_reloads",
@@ -172,6 +186,7 @@ impl Metrics {
             patches,
             refusals,
             http_rejections,
+            requests_shed,
             cert_reloads,
             cert_not_after,
             configmap_lookups,
@@ -224,6 +239,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Count a review answered 503 because the budget `limit` was spent.
+    pub fn request_shed(&self, limit: &'static str) {
+        self.requests_shed
+            .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+
     /// Count a request the webhook port answered with an HTTP error.
     pub fn http_rejection(&self, status: axum::http::StatusCode) {
         self.http_rejections
@@ -243,6 +265,7 @@ fn status_label(status: axum::http::StatusCode) -> &'static str {
         413 => "413",
         415 => "415",
         500 => "500",
+        503 => "503",
         _ => "other",
     }
 }
@@ -271,6 +294,7 @@ mod tests {
         metrics.configmap_lookup("not_found", std::time::Duration::from_micros(50));
         metrics.certificate_store_round("ok");
         metrics.certificate_issued("ca_expiring");
+        metrics.request_shed("body_bytes");
         let text = metrics.encode().expect("encode");
         assert!(text.contains(
             r#"vmcp_normalizer_admission_requests_total{kind="ConfigMap",operation="CREATE",outcome="patched"} 1"#
@@ -291,6 +315,7 @@ mod tests {
         assert!(
             text.contains(r#"vmcp_normalizer_certificates_issued_total{reason="ca_expiring"} 1"#)
         );
+        assert!(text.contains(r#"vmcp_normalizer_requests_shed_total{limit="body_bytes"} 1"#));
         assert!(text.ends_with("# EOF\n"));
     }
 }

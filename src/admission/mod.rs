@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::log_field::capped;
 use crate::metrics::{AdmissionLabels, KindLabels, Metrics, ReasonLabels};
 use crate::normalize::{self, Change, Outcome};
 use crate::recognize::CONFIG_KEY;
@@ -56,9 +57,10 @@ pub enum AdmissionError {
     Encode(#[source] serde_json::Error),
 }
 
+/// The value a client sent, quoted and cut (it goes into the answer and the log).
 fn quoted(value: &Option<String>) -> String {
     match value {
-        Some(value) => format!("{value:?}"),
+        Some(value) => format!("{:?}", capped(value).to_string()),
         None => "missing".to_owned(),
     }
 }
@@ -274,10 +276,21 @@ impl Admission {
     /// Answer one AdmissionReview body within `budget`: the encoded response,
     /// or an error when the body is not an AdmissionReview.
     pub async fn review(&self, body: &[u8], budget: Duration) -> Result<Vec<u8>, AdmissionError> {
+        self.review_since(body, Instant::now(), budget).await
+    }
+
+    /// [`Admission::review`] of a request that arrived at `received`: the
+    /// budget counts from then, so time spent reading the body is spent.
+    pub async fn review_since(
+        &self,
+        body: &[u8],
+        received: Instant,
+        budget: Duration,
+    ) -> Result<Vec<u8>, AdmissionError> {
         let started = Instant::now();
         let mut request = parse_review(body)?;
         let target = Target::of(&request);
-        let deadline = started + budget;
+        let deadline = received + budget;
         let verdict = if writes_object(&request) {
             let object = request.object.take();
             let large = body.len() > INLINE_BODY_LIMIT;
@@ -367,11 +380,11 @@ impl Admission {
         macro_rules! admission_line {
             ($level:ident, $($detail:tt)+) => {
                 tracing::$level!(
-                    uid = %request.uid,
-                    kind = %request.kind.kind,
-                    namespace = %namespace,
-                    name = %name,
-                    operation = %request.operation,
+                    uid = %capped(&request.uid),
+                    kind = %capped(&request.kind.kind),
+                    namespace = %capped(namespace),
+                    name = %capped(name),
+                    operation = %capped(&request.operation),
                     dry_run,
                     outcome = %outcome,
                     elapsed_us,
