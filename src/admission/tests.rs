@@ -341,3 +341,67 @@ async fn non_vmcp_configmap_is_allowed_without_patch() {
     let answer = answer(&admission, &body).await;
     assert_eq!(answer["response"], json!({"uid": UID, "allowed": true}));
 }
+
+/// A log writer that keeps what it is given.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn request_fields_in_the_log_line_are_capped() {
+    use crate::log_field::MAX_LOGGED_FIELD_BYTES;
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let huge = "u".repeat(1_000_000);
+    let body = serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": huge,
+            "kind": {"group": "", "version": "v1", "kind": huge},
+            "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+            "namespace": huge,
+            "name": huge,
+            "operation": huge,
+        }
+    }))
+    .unwrap();
+    let answer = answer(&admission(), &body).await;
+    // The answer echoes the uid whole; only the log is cut.
+    assert_eq!(
+        answer["response"]["uid"].as_str().unwrap().len(),
+        huge.len()
+    );
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line: Value = serde_json::from_str(log.lines().next().expect("a log line")).unwrap();
+    assert_eq!(line["message"], "admission");
+    for field in ["uid", "kind", "namespace", "name", "operation"] {
+        let value = line[field].as_str().unwrap();
+        assert_eq!(value.len(), MAX_LOGGED_FIELD_BYTES, "{field}");
+        assert!(value.ends_with('…'), "{field}");
+    }
+    assert!(
+        log.len() < 5 * MAX_LOGGED_FIELD_BYTES + 1000,
+        "{}",
+        log.len()
+    );
+}
