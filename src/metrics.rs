@@ -46,6 +46,11 @@ pub struct LimitLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PortLabels {
+    pub port: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -79,6 +84,9 @@ pub struct Metrics {
     /// Reviews answered 503 at once because a budget was spent, by limit
     /// (`in_flight` or `body_bytes`).
     pub requests_shed: Family<LimitLabels, Counter>,
+    /// Connections closed on accept because the port had its most open, by
+    /// port (`webhook` or `admin`).
+    pub connections_refused: Family<PortLabels, Counter>,
     /// Certificate reload attempts that found new files, by result (ok/failed).
     pub cert_reloads: Family<ResultLabels, Counter>,
     /// Not-after time of the certificate being served, as a Unix timestamp.
@@ -142,6 +150,12 @@ impl Metrics {
             "Reviews answered 503 at once because the in-flight or body-bytes budget was spent",
             requests_shed.clone(),
         );
+        let connections_refused = Family::<PortLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed on accept because the port had its most open",
+            connections_refused.clone(),
+        );
         let cert_reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "cert_reloads",
@@ -187,6 +201,7 @@ impl Metrics {
             refusals,
             http_rejections,
             requests_shed,
+            connections_refused,
             cert_reloads,
             cert_not_after,
             configmap_lookups,
@@ -246,6 +261,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Count a connection closed on accept because `port` had its most open.
+    pub fn connection_refused(&self, port: &'static str) {
+        self.connections_refused
+            .get_or_create(&PortLabels { port })
+            .inc();
+    }
+
     /// Count a request the webhook port answered with an HTTP error.
     pub fn http_rejection(&self, status: axum::http::StatusCode) {
         self.http_rejections
@@ -295,6 +317,7 @@ mod tests {
         metrics.certificate_store_round("ok");
         metrics.certificate_issued("ca_expiring");
         metrics.request_shed("body_bytes");
+        metrics.connection_refused("admin");
         let text = metrics.encode().expect("encode");
         assert!(text.contains(
             r#"vmcp_normalizer_admission_requests_total{kind="ConfigMap",operation="CREATE",outcome="patched"} 1"#
@@ -316,6 +339,7 @@ mod tests {
             text.contains(r#"vmcp_normalizer_certificates_issued_total{reason="ca_expiring"} 1"#)
         );
         assert!(text.contains(r#"vmcp_normalizer_requests_shed_total{limit="body_bytes"} 1"#));
+        assert!(text.contains(r#"vmcp_normalizer_connections_refused_total{port="admin"} 1"#));
         assert!(text.ends_with("# EOF\n"));
     }
 }

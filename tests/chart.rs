@@ -394,6 +394,66 @@ fn failure_policy_and_timeout_are_configurable() {
     }
 }
 
+/// The server's options from the rendered container's arguments, parsed by
+/// the binary's own command line.
+fn server_options(docs: &[Value]) -> vmcp_normalizer::server::ServerOptions {
+    use clap::Parser as _;
+    use vmcp_normalizer::cli::{Cli, Command};
+    let argv = std::iter::once("vmcp-normalizer").chain(args(docs));
+    match Cli::try_parse_from(argv).expect("the server accepts the chart's arguments") {
+        Command::Serve(serve) => serve.server_options(),
+        other => panic!("not serve: {other:?}"),
+    }
+}
+
+#[test]
+fn limits_reach_the_server() {
+    use std::time::Duration;
+    let mut sets = existing_secret_sets(&ca_bundle_b64());
+    let defaults = {
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        render(&sets)
+    };
+    let options = server_options(&defaults);
+    // The server works on nothing the API server has stopped waiting for.
+    assert_eq!(options.request_timeout, Duration::from_secs(3));
+    assert_eq!(options.max_in_flight, 64);
+    assert_eq!(options.max_body_buffer, 16 << 20);
+    assert_eq!(options.idle_timeout, Duration::from_secs(30));
+    assert_eq!(options.http2_max_streams, 16);
+    let env = &container(&defaults)["env"];
+    for (name, value) in [
+        ("MALLOC_ARENA_MAX", "2"),
+        ("MALLOC_MMAP_THRESHOLD_", "262144"),
+        ("MALLOC_TRIM_THRESHOLD_", "1048576"),
+    ] {
+        assert!(
+            env.as_array()
+                .unwrap()
+                .contains(&json!({"name": name, "value": value})),
+            "{name} in {env}"
+        );
+    }
+
+    sets.extend(
+        [
+            "webhook.timeoutSeconds=10",
+            "limits.maxInFlight=8",
+            "limits.maxBodyBuffer=32Mi",
+            "limits.idleTimeout=1m",
+            "limits.http2MaxStreams=4",
+        ]
+        .map(str::to_owned),
+    );
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let options = server_options(&render(&sets));
+    assert_eq!(options.request_timeout, Duration::from_secs(10));
+    assert_eq!(options.max_in_flight, 8);
+    assert_eq!(options.max_body_buffer, 32 << 20);
+    assert_eq!(options.idle_timeout, Duration::from_secs(60));
+    assert_eq!(options.http2_max_streams, 4);
+}
+
 #[test]
 fn invalid_values_are_rejected() {
     let cases: &[(&[&str], &str)] = &[

@@ -357,3 +357,94 @@ async fn idle_connections_do_not_hold_up_shutdown() {
     read_until_closed(&mut h2).await;
     read_until_closed(&mut admin).await;
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed_on_accept() {
+    let webhook = start(|options| options.max_connections = 1).await;
+    let held = webhook.tls(b"http/1.1").await;
+    let mut refused = TcpStream::connect(webhook.server.addr).await.unwrap();
+    assert!(read_until_closed(&mut refused).await.is_empty());
+    let admin_held = TcpStream::connect(webhook.server.admin_addr).await.unwrap();
+    // The admin port counts its own connections: the webhook's do not fill it.
+    wait_until(
+        "the admin port to refuse a second connection",
+        WAIT,
+        || async {
+            webhook
+                .metric(r#"vmcp_normalizer_connections_refused_total{port="admin"} 1"#)
+                .await
+                || livez(webhook.server.admin_addr).await == 0
+        },
+    )
+    .await;
+    assert!(
+        webhook
+            .metric(r#"vmcp_normalizer_connections_refused_total{port="webhook"} 1"#)
+            .await
+    );
+
+    drop(held);
+    drop(admin_held);
+    wait_until("a connection to be accepted again", WAIT, || async {
+        let client = client(&webhook.pki.ca_pem, webhook.server.addr, Http::V2);
+        let body = review("uid-again", "CREATE", &fixture("vmcp-configmap.yaml"), None);
+        post_review(&client, &webhook.server.url("/mutate"), &body)
+            .await
+            .is_ok_and(|(status, _)| status == 200)
+    })
+    .await;
+    assert_eq!(livez(webhook.server.admin_addr).await, 200);
+}
+
+/// The real binary's log line for a review whose uid and names are huge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logged_request_fields_are_capped() {
+    use common::process::Process;
+    use vmcp_normalizer::log_field::MAX_LOGGED_FIELD_BYTES;
+
+    common::install_crypto_provider();
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_pair(dir.path(), &pki.leaf());
+    let mut process = Process::spawn(
+        &[
+            "serve",
+            "--listen=127.0.0.1:0",
+            "--admin-listen=127.0.0.1:0",
+            "--log-format=json",
+            "--tls-cert",
+            files.cert.to_str().unwrap(),
+            "--tls-key",
+            files.key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let serving = process.wait_for_log("serving admission reviews");
+    let addr: SocketAddr = serving["listen"].as_str().unwrap().parse().unwrap();
+
+    let huge = "u".repeat(1_000_000);
+    let mut configmap = fixture("vmcp-configmap.yaml");
+    configmap["metadata"]["name"] = json!(huge);
+    configmap["metadata"]["namespace"] = json!(huge);
+    let mut body = review(&huge, "CREATE", &configmap, None);
+    body["request"]["kind"]["kind"] = json!(huge);
+    body["request"]["operation"] = json!(huge);
+    let client = client(&pki.ca_pem, addr, Http::V2);
+    let url = format!("https://localhost:{}/mutate", addr.port());
+    let (status, answer) = post_review(&client, &url, &body).await.unwrap();
+    assert_eq!(status, 200);
+    // The answer echoes the uid whole; only the log line is cut.
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(
+        answer["response"]["uid"].as_str().unwrap().len(),
+        huge.len()
+    );
+
+    let line = process.wait_for_log("admission");
+    for field in ["uid", "kind", "namespace", "name", "operation"] {
+        let value = line[field].as_str().unwrap();
+        assert_eq!(value.len(), MAX_LOGGED_FIELD_BYTES, "{field}");
+        assert!(value.ends_with('…'), "{field}");
+    }
+    assert!(line.to_string().len() < 5 * MAX_LOGGED_FIELD_BYTES + 1000);
+}

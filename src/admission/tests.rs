@@ -342,66 +342,70 @@ async fn non_vmcp_configmap_is_allowed_without_patch() {
     assert_eq!(answer["response"], json!({"uid": UID, "allowed": true}));
 }
 
-/// A log writer that keeps what it is given.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+fn large_configmap(config_bytes: usize) -> Value {
+    let mut configmap: Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/vmcp-configmap.review.json"
+    ))
+    .map(|review: Value| review["request"]["object"].clone())
+    .unwrap();
+    let config = configmap["data"][CONFIG_KEY].as_str().unwrap().to_owned();
+    let padding = format!(
+        "# {}\n",
+        "x".repeat(config_bytes.saturating_sub(config.len()))
+    );
+    configmap["data"][CONFIG_KEY] = json!(padding + &config);
+    configmap
 }
 
 #[tokio::test]
-async fn request_fields_in_the_log_line_are_capped() {
-    use crate::log_field::MAX_LOGGED_FIELD_BYTES;
-
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
-
-    let huge = "u".repeat(1_000_000);
-    let body = serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": huge,
-            "kind": {"group": "", "version": "v1", "kind": huge},
-            "resource": {"group": "", "version": "v1", "resource": "configmaps"},
-            "namespace": huge,
-            "name": huge,
-            "operation": huge,
-        }
-    }))
-    .unwrap();
-    let answer = answer(&admission(), &body).await;
-    // The answer echoes the uid whole; only the log is cut.
-    assert_eq!(
-        answer["response"]["uid"].as_str().unwrap().len(),
-        huge.len()
+async fn configs_larger_than_a_configmap_may_hold_are_not_normalized() {
+    let admission = admission();
+    let body = review(
+        "CREATE",
+        "",
+        "configmaps",
+        large_configmap(MAX_CONFIG_BYTES + 1),
     );
-
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let line: Value = serde_json::from_str(log.lines().next().expect("a log line")).unwrap();
-    assert_eq!(line["message"], "admission");
-    for field in ["uid", "kind", "namespace", "name", "operation"] {
-        let value = line[field].as_str().unwrap();
-        assert_eq!(value.len(), MAX_LOGGED_FIELD_BYTES, "{field}");
-        assert!(value.ends_with('…'), "{field}");
-    }
+    let answer = answer(&admission, &body).await;
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(answer["response"].get("patch").is_none());
     assert!(
-        log.len() < 5 * MAX_LOGGED_FIELD_BYTES + 1000,
-        "{}",
-        log.len()
+        answer["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("larger than a ConfigMap may hold")
     );
+    let text = admission.metrics().encode().unwrap();
+    assert!(
+        text.contains(r#"normalizations_refused_total{reason="too_large"} 1"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn large_documents_wait_for_their_turn_within_the_budget() {
+    let admission = admission();
+    let body = review("CREATE", "", "configmaps", large_configmap(200_000));
+    assert!(body.len() > INLINE_BODY_LIMIT);
+    let turn = admission
+        .large_normalizations
+        .clone()
+        .acquire_owned()
+        .await
+        .unwrap();
+    let bytes = admission
+        .review(&body, Duration::from_millis(100))
+        .await
+        .unwrap();
+    let waited: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(
+        waited["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("no decision within 100 ms"),
+        "{waited}"
+    );
+    drop(turn);
+    let answered = answer(&admission, &body).await;
+    assert!(answered["response"].get("patch").is_some(), "{answered}");
 }

@@ -116,6 +116,10 @@ pub struct ServeArgs {
     #[arg(long, env = "VMCP_NORMALIZER_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_go_duration)]
     pub idle_timeout: Duration,
 
+    /// Connections open at once on each port; more are closed on accept.
+    #[arg(long, env = "VMCP_NORMALIZER_MAX_CONNECTIONS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
     /// Reviews handled at once; more are answered 503 at once (the apiserver
     /// then applies the webhook's failurePolicy).
     #[arg(long, env = "VMCP_NORMALIZER_MAX_IN_FLIGHT", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
@@ -153,6 +157,7 @@ impl ServeArgs {
             request_timeout: self.request_timeout,
             header_read_timeout: self.header_read_timeout,
             idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections as usize,
             max_in_flight: self.max_in_flight as usize,
             max_body_buffer: self.max_body_buffer,
             http2_max_streams: self.http2_max_streams,
@@ -380,6 +385,7 @@ mod tests {
         assert_eq!(options.request_timeout, library.request_timeout);
         assert_eq!(options.header_read_timeout, library.header_read_timeout);
         assert_eq!(options.idle_timeout, library.idle_timeout);
+        assert_eq!(options.max_connections, library.max_connections);
         assert_eq!(options.max_in_flight, library.max_in_flight);
         assert_eq!(options.max_body_buffer, library.max_body_buffer);
         assert_eq!(options.http2_max_streams, library.http2_max_streams);
@@ -394,6 +400,7 @@ mod tests {
             "--max-body-buffer=512Ki",
             "--http2-max-streams=4",
             "--idle-timeout=1m",
+            "--max-connections=10",
         ])
         .unwrap();
         let options = cli.serve.server_options();
@@ -402,6 +409,7 @@ mod tests {
         assert_eq!(options.max_body_buffer, 512 * 1024);
         assert_eq!(options.http2_max_streams, 4);
         assert_eq!(options.idle_timeout, Duration::from_secs(60));
+        assert_eq!(options.max_connections, 10);
         for bad in [
             "--max-in-flight=0",
             "--http2-max-streams=0",

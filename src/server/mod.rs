@@ -22,7 +22,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -50,6 +50,8 @@ pub struct ServerOptions {
     /// A connection (on either port) with no request in flight for this long
     /// is closed.
     pub idle_timeout: Duration,
+    /// Connections open at once on each port; more are closed on accept.
+    pub max_connections: usize,
     /// Reviews handled at once; more are answered 503.
     pub max_in_flight: usize,
     /// Body bytes of large reviews buffered at once; more are answered 503.
@@ -78,6 +80,7 @@ impl ServerOptions {
             header_read_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
+            max_connections: 1000,
             max_in_flight: 64,
             max_body_buffer: 16 * 1024 * 1024,
             http2_max_streams: 16,
@@ -219,12 +222,15 @@ impl Server {
         // The admin port outlives the drain, so probes see "not ready" while
         // in-flight reviews finish.
         let admin_addr = local_addr(&admin_listener);
+        let max_connections = self.options.max_connections;
         let admin_task = {
             let connections = connections.clone();
+            let metrics = metrics.clone();
             let admin_stop = Shutdown(admin_stop_rx);
             tokio::spawn(async move {
                 let mut stopping = admin_stop.clone();
-                let tasks = accept_until(admin_listener, stopping.wait(), |stream| {
+                let port = Port::new("admin", max_connections, metrics);
+                let tasks = accept_until(admin_listener, port, stopping.wait(), |stream| {
                     let connections = connections.clone();
                     let stop = admin_stop.clone();
                     async move { connections.serve_admin(stream, stop).await }
@@ -241,7 +247,8 @@ impl Server {
             "serving admission reviews"
         );
 
-        let tasks = accept_until(listener, shutdown, |stream| {
+        let port = Port::new("webhook", max_connections, metrics);
+        let tasks = accept_until(listener, port, shutdown, |stream| {
             let connections = connections.clone();
             let stop = Shutdown(stop_rx.clone());
             async move { connections.serve_webhook(stream, stop).await }
@@ -263,11 +270,31 @@ impl Server {
     }
 }
 
+/// One listening port: its name (the metric label) and its connection budget.
+struct Port {
+    name: &'static str,
+    open: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+impl Port {
+    fn new(name: &'static str, max_connections: usize, metrics: Arc<Metrics>) -> Self {
+        let open = Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS)));
+        Self {
+            name,
+            open,
+            metrics,
+        }
+    }
+}
+
 /// Accept connections on `listener` until `shutdown` resolves, each served by
-/// `serve` on a task of its own; then stop listening. Returns the tasks, so
-/// the ones still open after a drain can be closed rather than outlive `run`.
+/// `serve` on a task of its own, and close those beyond the port's budget at
+/// once; then stop listening. Returns the tasks, so the ones still open after
+/// a drain can be closed rather than outlive `run`.
 async fn accept_until<F, Fut>(
     listener: TcpListener,
+    port: Port,
     shutdown: impl Future<Output = ()>,
     serve: F,
 ) -> JoinSet<()>
@@ -282,9 +309,16 @@ where
             () = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    tasks.spawn(serve(stream));
-                }
+                Ok((stream, _peer)) => match port.open.clone().try_acquire_owned() {
+                    Ok(open) => {
+                        let serving = serve(stream);
+                        tasks.spawn(async move {
+                            serving.await;
+                            drop(open);
+                        });
+                    }
+                    Err(_) => port.metrics.connection_refused(port.name),
+                },
                 Err(error) => {
                     // Typically out of file descriptors: back off instead of spinning.
                     tracing::warn!(%error, "accept failed");
