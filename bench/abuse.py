@@ -12,7 +12,7 @@ talks to 127.0.0.1 only.
   abuse.py slowloris  --port ADMIN_PORT [--count 200] [--limit 60]
   abuse.py slow-body  --ca CA --port P [--rate 1024] [--length 100000] [--limit 60]
   abuse.py rss        --pid PID --seconds S
-  abuse.py large-review --from buggy.json --size 3000000 --out large.json
+  abuse.py large-review --from buggy.json [--size 3000000] [--config 1000000] --out large.json
 
 Each prints one summary line per phase; times are seconds since the scenario
 started.
@@ -129,6 +129,8 @@ async def stalled_h1(args):
 def report_stalled(outcomes):
     by_status = {}
     for status, sent, sent_at, answered_at in outcomes:
+        if answered_at is not None:
+            status += " at once" if answered_at < 2 else " later"
         by_status.setdefault(status, []).append((sent, sent_at, answered_at))
     for status, rows in sorted(by_status.items()):
         sent = sum(r[0] for r in rows) / len(rows)
@@ -301,9 +303,8 @@ async def idle(args):
 
 
 async def sigterm(args):
-    half = args.count // 2
-    opened = await open_many(args, ["tls"] * half + ["h2"] * (args.count - half))
-    print(f"  {len(opened)} idle connections open ({half} TLS only, {args.count - half} HTTP/2)")
+    opened = await open_many(args, ["tls", "h2"] * (args.count // 2))
+    print(f"  {len(opened)} idle connections open (TLS only and HTTP/2, alternately)")
     print(f"  server {rss(args.pid)} with them open")
     started = time.monotonic()
     os.kill(args.pid, signal.SIGTERM)
@@ -350,7 +351,15 @@ async def slowloris_one(port, limit):
 
 
 async def slowloris(args):
-    times = await asyncio.gather(*(slowloris_one(args.port, args.limit) for _ in range(args.count)))
+    async def memory():
+        await asyncio.sleep(2)
+        if args.pid:
+            print(f"  server {rss(args.pid)} with them open")
+
+    times, _ = await asyncio.gather(
+        asyncio.gather(*(slowloris_one(args.port, args.limit) for _ in range(args.count))),
+        memory(),
+    )
     print(f"  {summary(times)} (limit {args.limit}s)")
 
 
@@ -412,23 +421,31 @@ BACKEND = """\
 
 def large_review(args):
     """The buggy UPDATE review with backends added (in reverse order, so the
-    webhook sorts them all) until the body is about --size bytes."""
+    webhook sorts them all) until config.yaml is about --config bytes (the
+    largest a ConfigMap may hold is 1 MiB), then another data key in both
+    objects until the body is about --size bytes."""
     with open(args.source) as source:
         review = json.load(source)
     request = review["request"]
     config = request["object"]["data"]["config.yaml"]
     head, tail = config.split("backends:\n", 1)
-    base = len(json.dumps(review, separators=(",", ":")))
-    per_item = 2 * len(json.dumps(BACKEND.format(i=0))) - 4  # object and oldObject
-    count = max(0, (args.size - base) // per_item)
+    item = len(BACKEND.format(i=0))
+    count = max(0, (args.config - len(config)) // item)
     added = "".join(BACKEND.format(i=i) for i in reversed(range(count)))
     config = head + "backends:\n" + added + tail
-    request["object"]["data"]["config.yaml"] = config
-    request["oldObject"]["data"]["config.yaml"] = config
+    for side in ("object", "oldObject"):
+        request[side]["data"]["config.yaml"] = config
+    size = len(json.dumps(review, separators=(",", ":")))
+    padding = "x" * max(0, (args.size - size) // 2)
+    for side in ("object", "oldObject"):
+        request[side]["data"]["notes"] = padding
     body = json.dumps(review, separators=(",", ":")).encode()
     with open(args.out, "wb") as out:
         out.write(body)
-    print(f"  {args.out}: {len(body)} bytes, {count} backends added, config.yaml {len(config)} bytes")
+    print(
+        f"  {args.out}: {len(body)} bytes; config.yaml {len(config)} bytes "
+        f"({count} backends added) in object and oldObject"
+    )
 
 
 # ---- resident memory --------------------------------------------------------
@@ -489,6 +506,7 @@ def main():
     p = scenario("slowloris", tls=False)
     p.add_argument("--count", type=int, default=200)
     p.add_argument("--limit", type=float, default=60)
+    p.add_argument("--pid", type=int)
     p = scenario("slow-body")
     p.add_argument("--rate", type=int, default=1024)
     p.add_argument("--length", type=int, default=100_000)
@@ -501,6 +519,7 @@ def main():
     p = sub.add_parser("large-review")
     p.add_argument("--from", dest="source", required=True)
     p.add_argument("--size", type=int, default=3_000_000)
+    p.add_argument("--config", type=int, default=1_000_000)
     p.add_argument("--out", required=True)
 
     args = parser.parse_args()

@@ -8,7 +8,7 @@
 #
 #   bench/abuse.sh                          # every scenario (about 6 minutes)
 #   bench/abuse.sh stalled-h1 burst         # some of them
-#   SERVER_ENV="MALLOC_ARENA_MAX=2" bench/abuse.sh burst   # another allocator setting
+#   SERVER_ENV="X=1" bench/abuse.sh burst   # without the chart's allocator setting
 #
 # Scenarios: baseline stalled-h1 stalled-h2 idle-tls idle-h2 sigterm burst
 # slowloris slow-body.
@@ -19,7 +19,7 @@ PORT=${PORT:-18443}
 ADMIN_PORT=${ADMIN_PORT:-18080}
 OUT=${OUT:-$(mktemp -d)}
 # What the chart sets for the container (charts/vmcp-normalizer/values.yaml, env).
-SERVER_ENV=${SERVER_ENV:-MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=1048576 MALLOC_MMAP_THRESHOLD_=262144}
+SERVER_ENV=${SERVER_ENV:-MALLOC_ARENA_MAX=2}
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(baseline stalled-h1 stalled-h2 idle-tls idle-h2 sigterm burst slowloris slow-body)
 
@@ -70,6 +70,7 @@ shed() {
 # one must get a 200 (run stops the benchmark otherwise).
 legit() {
     mkdir -p "$OUT/$(dirname "$1")"
+    rm -f "$OUT/$1.log"
     run "$1" -n $((200 * $2)) -c 1 -m 1 --rps 200 -d "$OUT/buggy.json"
 }
 
@@ -120,7 +121,7 @@ for scenario in "${SCENARIOS[@]}"; do
         ;;
     slowloris)
         start_server
-        "${ABUSE[@]}" slowloris --port "$ADMIN_PORT" --count 200 --limit 60
+        "${ABUSE[@]}" slowloris --port "$ADMIN_PORT" --pid "$SERVER" --count "${SLOWLORIS:-200}" --limit 60
         curl -fsS "http://127.0.0.1:$ADMIN_PORT/livez" >/dev/null && echo "  /livez still answers"
         ;;
     slow-body)
