@@ -11,7 +11,7 @@
 #   SERVER_ENV="X=1" bench/abuse.sh burst   # without the chart's allocator setting
 #
 # Scenarios: baseline stalled-h1 stalled-h2 idle-tls idle-h2 sigterm burst
-# slowloris slow-body.
+# in-flight slowloris slow-body.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,7 @@ OUT=${OUT:-$(mktemp -d)}
 # What the chart sets for the container (charts/vmcp-normalizer/values.yaml, env).
 SERVER_ENV=${SERVER_ENV:-MALLOC_ARENA_MAX=2}
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(baseline stalled-h1 stalled-h2 idle-tls idle-h2 sigterm burst slowloris slow-body)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(baseline stalled-h1 stalled-h2 idle-tls idle-h2 sigterm burst in-flight slowloris slow-body)
 
 command -v h2load >/dev/null || { echo "h2load not found: apt-get install -y nghttp2-client" >&2; exit 1; }
 
@@ -118,6 +118,16 @@ for scenario in "${SCENARIOS[@]}"; do
         echo "  right after: $(memory)"
         "${ABUSE[@]}" rss --pid "$SERVER" --seconds 60 --every 10
         echo "  $(shed)"
+        ;;
+    in-flight)
+        # 64 reviews of about 63 KB at once (the in-flight limit, each just
+        # under the size that takes bytes from the budget).
+        [ -f "$OUT/small.json" ] || "${ABUSE[@]}" large-review --from "$OUT/buggy.json" --size 63000 --config 30000 --out "$OUT/small.json"
+        start_server
+        echo "  before: $(memory)"
+        h2load -t 1 -n 6400 -c 4 -m 16 -H 'content-type: application/json' -d "$OUT/small.json" "$URL" >"$OUT/in-flight.txt"
+        grep -E 'status codes|finished in' "$OUT/in-flight.txt" | sed 's/^/  /'
+        echo "  after: $(memory)"
         ;;
     slowloris)
         start_server
