@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::admission::{BoxFuture, Decision, DeploymentMutator, DeploymentReview, Verdict};
+use crate::log_field::capped;
 use crate::lookup::{ApiAccessError, ClientConfig, ConfigMapLookup, MAX_LOOKUP_TIME};
 use crate::metrics::Metrics;
 use crate::normalize::{
@@ -233,11 +234,11 @@ fn not_synced(
     detail: &str,
 ) -> Verdict {
     tracing::warn!(
-        namespace = %review.namespace,
-        deployment = %review.name,
-        configmap,
+        namespace = %capped(review.namespace),
+        deployment = %capped(review.name),
+        configmap = %capped(configmap),
         reason,
-        detail,
+        detail = %capped(detail),
         "runconfig-checksum left as received"
     );
     Verdict::allow(Decision::Refused { reason })

@@ -41,6 +41,16 @@ pub struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PortLabels {
+    pub port: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -71,6 +81,12 @@ pub struct Metrics {
     pub refusals: Family<ReasonLabels, Counter>,
     /// Requests on the webhook port answered with an HTTP error, by status.
     pub http_rejections: Family<StatusLabels, Counter>,
+    /// Reviews answered 503 at once because a budget was spent, by limit
+    /// (`in_flight` or `body_bytes`).
+    pub requests_shed: Family<LimitLabels, Counter>,
+    /// Connections closed on accept because the port had its most open, by
+    /// port (`webhook` or `admin`).
+    pub connections_refused: Family<PortLabels, Counter>,
     /// Certificate reload attempts that found new files, by result (ok/failed).
     pub cert_reloads: Family<ResultLabels, Counter>,
     /// Not-after time of the certificate being served, as a Unix timestamp.
@@ -128,6 +144,18 @@ impl Metrics {
             "Webhook requests answered with an HTTP error status",
             http_rejections.clone(),
         );
+        let requests_shed = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "requests_shed",
+            "Reviews answered 503 at once because the in-flight or body-bytes budget was spent",
+            requests_shed.clone(),
+        );
+        let connections_refused = Family::<PortLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed on accept because the port had its most open",
+            connections_refused.clone(),
+        );
         let cert_reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "cert_reloads",
@@ -172,6 +200,8 @@ impl Metrics {
             patches,
             refusals,
             http_rejections,
+            requests_shed,
+            connections_refused,
             cert_reloads,
             cert_not_after,
             configmap_lookups,
@@ -224,6 +254,20 @@ impl Metrics {
             .inc();
     }
 
+    /// Count a review answered 503 because the budget `limit` was spent.
+    pub fn request_shed(&self, limit: &'static str) {
+        self.requests_shed
+            .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+
+    /// Count a connection closed on accept because `port` had its most open.
+    pub fn connection_refused(&self, port: &'static str) {
+        self.connections_refused
+            .get_or_create(&PortLabels { port })
+            .inc();
+    }
+
     /// Count a request the webhook port answered with an HTTP error.
     pub fn http_rejection(&self, status: axum::http::StatusCode) {
         self.http_rejections
@@ -243,6 +287,7 @@ fn status_label(status: axum::http::StatusCode) -> &'static str {
         413 => "413",
         415 => "415",
         500 => "500",
+        503 => "503",
         _ => "other",
     }
 }
@@ -271,6 +316,8 @@ mod tests {
         metrics.configmap_lookup("not_found", std::time::Duration::from_micros(50));
         metrics.certificate_store_round("ok");
         metrics.certificate_issued("ca_expiring");
+        metrics.request_shed("body_bytes");
+        metrics.connection_refused("admin");
         let text = metrics.encode().expect("encode");
         assert!(text.contains(
             r#"vmcp_normalizer_admission_requests_total{kind="ConfigMap",operation="CREATE",outcome="patched"} 1"#
@@ -291,6 +338,8 @@ mod tests {
         assert!(
             text.contains(r#"vmcp_normalizer_certificates_issued_total{reason="ca_expiring"} 1"#)
         );
+        assert!(text.contains(r#"vmcp_normalizer_requests_shed_total{limit="body_bytes"} 1"#));
+        assert!(text.contains(r#"vmcp_normalizer_connections_refused_total{port="admin"} 1"#));
         assert!(text.ends_with("# EOF\n"));
     }
 }

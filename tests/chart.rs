@@ -394,6 +394,64 @@ fn failure_policy_and_timeout_are_configurable() {
     }
 }
 
+/// The server's options from the rendered container's arguments, parsed by
+/// the binary's own command line.
+fn server_options(docs: &[Value]) -> vmcp_normalizer::server::ServerOptions {
+    use clap::Parser as _;
+    use vmcp_normalizer::cli::{Cli, Command};
+    let argv = std::iter::once("vmcp-normalizer").chain(args(docs));
+    let cli = Cli::try_parse_from(argv).expect("the server accepts the chart's arguments");
+    match cli.command {
+        Command::Serve(serve) => serve.server_options(),
+        other => panic!("not serve: {other:?}"),
+    }
+}
+
+#[test]
+fn limits_reach_the_server() {
+    use std::time::Duration;
+    let mut sets = existing_secret_sets(&ca_bundle_b64());
+    let defaults = {
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        render(&sets)
+    };
+    let options = server_options(&defaults);
+    // The server works on nothing the API server has stopped waiting for.
+    assert_eq!(options.request_timeout, Duration::from_secs(3));
+    assert_eq!(options.max_connections, 1000);
+    assert_eq!(options.max_in_flight, 64);
+    assert_eq!(options.max_body_buffer, 16 << 20);
+    assert_eq!(options.idle_timeout, Duration::from_secs(30));
+    assert_eq!(options.http2_max_streams, 16);
+    let env = &container(&defaults)["env"];
+    assert!(
+        env.as_array()
+            .unwrap()
+            .contains(&json!({"name": "MALLOC_ARENA_MAX", "value": "2"})),
+        "{env}"
+    );
+
+    sets.extend(
+        [
+            "webhook.timeoutSeconds=10",
+            "limits.maxInFlight=8",
+            "limits.maxConnections=50",
+            "limits.maxBodyBuffer=32Mi",
+            "limits.idleTimeout=1m",
+            "limits.http2MaxStreams=4",
+        ]
+        .map(str::to_owned),
+    );
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let options = server_options(&render(&sets));
+    assert_eq!(options.request_timeout, Duration::from_secs(10));
+    assert_eq!(options.max_in_flight, 8);
+    assert_eq!(options.max_connections, 50);
+    assert_eq!(options.max_body_buffer, 32 << 20);
+    assert_eq!(options.idle_timeout, Duration::from_secs(60));
+    assert_eq!(options.http2_max_streams, 4);
+}
+
 #[test]
 fn invalid_values_are_rejected() {
     let cases: &[(&[&str], &str)] = &[
@@ -860,6 +918,12 @@ fn self_managed_server_args_and_env() {
             "--log-format=json",
             "--tls-cert=/certs/tls.crt",
             "--tls-key=/certs/tls.key",
+            "--request-timeout=3s",
+            "--max-connections=1000",
+            "--max-in-flight=64",
+            "--max-body-buffer=16Mi",
+            "--idle-timeout=30s",
+            "--http2-max-streams=16",
             "--self-managed-tls",
             &format!("--tls-secret={FULLNAME}-tls"),
             &format!("--webhook-configuration={FULLNAME}"),
@@ -904,6 +968,12 @@ fn file_modes_server_args_and_log_format() {
                 "--log-format=text",
                 "--tls-cert=/certs/tls.crt",
                 "--tls-key=/certs/tls.key",
+                "--request-timeout=3s",
+                "--max-connections=1000",
+                "--max-in-flight=64",
+                "--max-body-buffer=16Mi",
+                "--idle-timeout=30s",
+                "--http2-max-streams=16",
             ]
         );
     }

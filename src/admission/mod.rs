@@ -16,8 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::log_field::capped;
 use crate::metrics::{AdmissionLabels, KindLabels, Metrics, ReasonLabels};
 use crate::normalize::{self, Change, Outcome};
 use crate::recognize::CONFIG_KEY;
@@ -33,6 +35,16 @@ pub const MAX_WARNING_BYTES: usize = 119;
 /// Request bodies above this size are normalized on the blocking pool, so a
 /// large document neither stalls a runtime worker nor outlives the deadline.
 const INLINE_BODY_LIMIT: usize = 64 * 1024;
+
+/// Large documents normalized at once. Each holds several times its size
+/// while it runs (about 15 MiB for a 1 MiB config.yaml), and on two cores
+/// more at once would not finish sooner; the others wait within their
+/// deadline.
+const LARGE_NORMALIZATIONS: usize = 1;
+
+/// The most a ConfigMap's data may hold: the apiserver rejects a larger one
+/// after admission, so normalizing it would cost memory for nothing.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 
 /// A body the webhook cannot answer with an AdmissionReview.
 #[derive(Debug, thiserror::Error)]
@@ -56,9 +68,10 @@ pub enum AdmissionError {
     Encode(#[source] serde_json::Error),
 }
 
+/// The value a client sent, quoted and cut (it goes into the answer and the log).
 fn quoted(value: &Option<String>) -> String {
     match value {
-        Some(value) => format!("{value:?}"),
+        Some(value) => format!("{:?}", capped(value).to_string()),
         None => "missing".to_owned(),
     }
 }
@@ -244,6 +257,7 @@ fn operation_label(operation: &str) -> &'static str {
 pub struct Admission {
     metrics: Arc<Metrics>,
     deployments: Arc<dyn DeploymentMutator>,
+    large_normalizations: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Admission {
@@ -258,6 +272,7 @@ impl Admission {
         Self {
             metrics,
             deployments: Arc::new(PassThroughDeployments),
+            large_normalizations: Arc::new(Semaphore::new(LARGE_NORMALIZATIONS)),
         }
     }
 
@@ -274,10 +289,21 @@ impl Admission {
     /// Answer one AdmissionReview body within `budget`: the encoded response,
     /// or an error when the body is not an AdmissionReview.
     pub async fn review(&self, body: &[u8], budget: Duration) -> Result<Vec<u8>, AdmissionError> {
+        self.review_since(body, Instant::now(), budget).await
+    }
+
+    /// [`Admission::review`] of a request that arrived at `received`: the
+    /// budget counts from then, so time spent reading the body is spent.
+    pub async fn review_since(
+        &self,
+        body: &[u8],
+        received: Instant,
+        budget: Duration,
+    ) -> Result<Vec<u8>, AdmissionError> {
         let started = Instant::now();
         let mut request = parse_review(body)?;
         let target = Target::of(&request);
-        let deadline = started + budget;
+        let deadline = received + budget;
         let verdict = if writes_object(&request) {
             let object = request.object.take();
             let large = body.len() > INLINE_BODY_LIMIT;
@@ -309,7 +335,15 @@ impl Admission {
             return Verdict::allow(Decision::Skipped);
         };
         match target {
-            Target::ConfigMap => configmap_verdict(run_normalizer(object, large).await),
+            Target::ConfigMap if config_len(&object) > MAX_CONFIG_BYTES => Verdict::allow(
+                Decision::Refused {
+                    reason: "too_large",
+                },
+            )
+            .with_warning(format!(
+                "vmcp-normalizer: {CONFIG_KEY} is larger than a ConfigMap may hold; left unchanged"
+            )),
+            Target::ConfigMap => configmap_verdict(self.run_normalizer(object, large).await),
             Target::Deployment => {
                 let review = DeploymentReview {
                     namespace: request.namespace.as_deref().unwrap_or(""),
@@ -367,11 +401,11 @@ impl Admission {
         macro_rules! admission_line {
             ($level:ident, $($detail:tt)+) => {
                 tracing::$level!(
-                    uid = %request.uid,
-                    kind = %request.kind.kind,
-                    namespace = %namespace,
-                    name = %name,
-                    operation = %request.operation,
+                    uid = %capped(&request.uid),
+                    kind = %capped(&request.kind.kind),
+                    namespace = %capped(namespace),
+                    name = %capped(name),
+                    operation = %capped(&request.operation),
                     dry_run,
                     outcome = %outcome,
                     elapsed_us,
@@ -398,17 +432,39 @@ impl Admission {
     }
 }
 
-/// Run the normalizer; `None` when it panicked (a bug), so that costs one
-/// write left unchanged rather than the connection. Large documents go to the
-/// blocking pool.
-async fn run_normalizer(object: Value, large: bool) -> Option<Outcome> {
-    if large {
-        tokio::task::spawn_blocking(move || normalize::normalize_configmap(&object))
+impl Admission {
+    /// Run the normalizer; `None` when it panicked (a bug), so that costs one
+    /// write left unchanged rather than the connection. Large documents go to
+    /// the blocking pool one at a time; the turn is held by the work itself,
+    /// so one still running after its request gave up is counted too.
+    async fn run_normalizer(&self, object: Value, large: bool) -> Option<Outcome> {
+        if large {
+            let turn = self
+                .large_normalizations
+                .clone()
+                .acquire_owned()
+                .await
+                .ok()?;
+            tokio::task::spawn_blocking(move || {
+                let outcome = normalize::normalize_configmap(&object);
+                drop(turn);
+                outcome
+            })
             .await
             .ok()
-    } else {
-        catch_unwind(AssertUnwindSafe(|| normalize::normalize_configmap(&object))).ok()
+        } else {
+            catch_unwind(AssertUnwindSafe(|| normalize::normalize_configmap(&object))).ok()
+        }
     }
+}
+
+/// The length of a ConfigMap's `config.yaml` (0 when it has none).
+fn config_len(object: &Value) -> usize {
+    object
+        .get("data")
+        .and_then(|data| data.get(CONFIG_KEY))
+        .and_then(Value::as_str)
+        .map_or(0, str::len)
 }
 
 fn configmap_verdict(outcome: Option<Outcome>) -> Verdict {

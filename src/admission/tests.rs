@@ -388,3 +388,71 @@ async fn non_vmcp_configmap_is_allowed_without_patch() {
     let answer = answer(&admission, &body).await;
     assert_eq!(answer["response"], json!({"uid": UID, "allowed": true}));
 }
+
+fn large_configmap(config_bytes: usize) -> Value {
+    let mut configmap: Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/vmcp-configmap.review.json"
+    ))
+    .map(|review: Value| review["request"]["object"].clone())
+    .unwrap();
+    let config = configmap["data"][CONFIG_KEY].as_str().unwrap().to_owned();
+    let padding = format!(
+        "# {}\n",
+        "x".repeat(config_bytes.saturating_sub(config.len()))
+    );
+    configmap["data"][CONFIG_KEY] = json!(padding + &config);
+    configmap
+}
+
+#[tokio::test]
+async fn configs_larger_than_a_configmap_may_hold_are_not_normalized() {
+    let admission = admission();
+    let body = review(
+        "CREATE",
+        "",
+        "configmaps",
+        large_configmap(MAX_CONFIG_BYTES + 1),
+    );
+    let answer = answer(&admission, &body).await;
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(answer["response"].get("patch").is_none());
+    assert!(
+        answer["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("larger than a ConfigMap may hold")
+    );
+    let text = admission.metrics().encode().unwrap();
+    assert!(
+        text.contains(r#"normalizations_refused_total{reason="too_large"} 1"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn large_documents_wait_for_their_turn_within_the_budget() {
+    let admission = admission();
+    let body = review("CREATE", "", "configmaps", large_configmap(200_000));
+    assert!(body.len() > INLINE_BODY_LIMIT);
+    let turn = admission
+        .large_normalizations
+        .clone()
+        .acquire_owned()
+        .await
+        .unwrap();
+    let bytes = admission
+        .review(&body, Duration::from_millis(100))
+        .await
+        .unwrap();
+    let waited: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(
+        waited["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("no decision within 100 ms"),
+        "{waited}"
+    );
+    drop(turn);
+    let answered = answer(&admission, &body).await;
+    assert!(answered["response"].get("patch").is_some(), "{answered}");
+}

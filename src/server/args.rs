@@ -101,6 +101,40 @@ pub struct ServeArgs {
     #[arg(long, env = "VMCP_NORMALIZER_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_go_duration)]
     pub drain_timeout: Duration,
 
+    /// The longest a review may take from its headers to its answer, body
+    /// included; the apiserver's `?timeout=` shortens it (90% of the shorter
+    /// is used). Set it to the webhook's timeoutSeconds.
+    #[arg(long, env = "VMCP_NORMALIZER_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_go_duration)]
+    pub request_timeout: Duration,
+
+    /// An HTTP/1 client must send a request's headers within this time
+    /// (both ports).
+    #[arg(long, env = "VMCP_NORMALIZER_HEADER_READ_TIMEOUT", default_value = "5s", value_parser = parse_go_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Close a connection (either port) with no request in flight for this long.
+    #[arg(long, env = "VMCP_NORMALIZER_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_go_duration)]
+    pub idle_timeout: Duration,
+
+    /// Connections open at once on each port; more are closed on accept.
+    #[arg(long, env = "VMCP_NORMALIZER_MAX_CONNECTIONS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Reviews handled at once; more are answered 503 at once (the apiserver
+    /// then applies the webhook's failurePolicy).
+    #[arg(long, env = "VMCP_NORMALIZER_MAX_IN_FLIGHT", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+
+    /// Bytes of review bodies over 64 KiB buffered at once (e.g. 16Mi); a
+    /// review that would go over is answered 503 at once. Bodies declare their
+    /// size up front; one that does not counts as the largest allowed, 8Mi.
+    #[arg(long, env = "VMCP_NORMALIZER_MAX_BODY_BUFFER", default_value = "16Mi", value_parser = parse_bytes)]
+    pub max_body_buffer: usize,
+
+    /// Streams one HTTP/2 client may have open at once on a connection.
+    #[arg(long, env = "VMCP_NORMALIZER_HTTP2_MAX_STREAMS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_streams: u32,
+
     /// How often to re-read the certificate files even without a file event.
     #[arg(long, env = "VMCP_NORMALIZER_TLS_POLL_INTERVAL", default_value = "30s", value_parser = parse_go_duration)]
     pub tls_poll_interval: Duration,
@@ -120,6 +154,13 @@ impl ServeArgs {
                 watch: true,
             },
             drain_timeout: self.drain_timeout,
+            request_timeout: self.request_timeout,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections as usize,
+            max_in_flight: self.max_in_flight as usize,
+            max_body_buffer: self.max_body_buffer,
+            http2_max_streams: self.http2_max_streams,
             ..ServerOptions::new(TlsFiles {
                 cert: self.tls_cert.clone(),
                 key: self.tls_key.clone(),
@@ -239,6 +280,25 @@ fn serve(args: ServeArgs) -> Result<(), ServeError> {
     })
 }
 
+/// A byte count: a whole number, optionally with a binary suffix (`Ki`,
+/// `Mi`, `Gi`), as in Kubernetes quantities.
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let invalid = || format!("invalid size {text:?} (expected e.g. 16Mi, 512Ki, 1048576)");
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "Ki" => 10,
+        "Mi" => 20,
+        "Gi" => 30,
+        _ => return Err(invalid()),
+    };
+    let value: usize = number.parse().map_err(|_| invalid())?;
+    value.checked_mul(1 << shift).ok_or_else(invalid)
+}
+
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
@@ -315,6 +375,70 @@ mod tests {
         assert_eq!(cli.serve.cert_check_interval, Duration::from_secs(600));
         assert_eq!(cli.serve.self_managed_settings().unwrap(), None);
         assert!(Cli::try_parse_from(["x", "--tls-cert=a"]).is_err());
+    }
+
+    #[test]
+    fn limit_flags_default_to_the_library_defaults() {
+        let cli = Cli::try_parse_from(["x", "--tls-cert=c", "--tls-key=k"]).unwrap();
+        let options = cli.serve.server_options();
+        let library = ServerOptions::new(options.tls.clone());
+        assert_eq!(options.request_timeout, library.request_timeout);
+        assert_eq!(options.header_read_timeout, library.header_read_timeout);
+        assert_eq!(options.idle_timeout, library.idle_timeout);
+        assert_eq!(options.max_connections, library.max_connections);
+        assert_eq!(options.max_in_flight, library.max_in_flight);
+        assert_eq!(options.max_body_buffer, library.max_body_buffer);
+        assert_eq!(options.http2_max_streams, library.http2_max_streams);
+        assert_eq!(options.drain_timeout, library.drain_timeout);
+
+        let cli = Cli::try_parse_from([
+            "x",
+            "--tls-cert=c",
+            "--tls-key=k",
+            "--request-timeout=3s",
+            "--max-in-flight=8",
+            "--max-body-buffer=512Ki",
+            "--http2-max-streams=4",
+            "--idle-timeout=1m",
+            "--max-connections=10",
+        ])
+        .unwrap();
+        let options = cli.serve.server_options();
+        assert_eq!(options.request_timeout, Duration::from_secs(3));
+        assert_eq!(options.max_in_flight, 8);
+        assert_eq!(options.max_body_buffer, 512 * 1024);
+        assert_eq!(options.http2_max_streams, 4);
+        assert_eq!(options.idle_timeout, Duration::from_secs(60));
+        assert_eq!(options.max_connections, 10);
+        for bad in [
+            "--max-in-flight=0",
+            "--http2-max-streams=0",
+            "--max-body-buffer=16M",
+        ] {
+            assert!(
+                Cli::try_parse_from(["x", "--tls-cert=c", "--tls-key=k", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("16Mi"), Ok(16 << 20));
+        assert_eq!(parse_bytes("512Ki"), Ok(512 << 10));
+        assert_eq!(parse_bytes("1Gi"), Ok(1 << 30));
+        for bad in [
+            "",
+            "Mi",
+            "16M",
+            "1.5Mi",
+            "-1",
+            "16 Mi",
+            "99999999999999999999Gi",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 
     const SELF_MANAGED: [&str; 7] = [

@@ -3,61 +3,93 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::body::{Body, HttpBody as _};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use tokio::time::Instant;
 
 use super::duration::parse_go_duration;
+use super::limits::{BodyError, RequestLimits, Shed, read_body};
 use crate::admission::Admission;
 
-/// A ConfigMap is at most 1 MiB and a review carries `object` and `oldObject`
-/// (UPDATE), JSON-escaped: 8 MiB leaves ample room.
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+pub use super::limits::MAX_BODY_BYTES;
 
 /// The apiserver's default webhook timeout, used when `?timeout=` is absent.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest `timeoutSeconds` a webhook configuration may set.
 const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn webhook_router(admission: Admission) -> Router {
+#[derive(Clone)]
+struct Webhook {
+    admission: Admission,
+    limits: RequestLimits,
+    /// The longest `?timeout=` taken at its word.
+    request_timeout: Duration,
+}
+
+pub fn webhook_router(
+    admission: Admission,
+    limits: RequestLimits,
+    request_timeout: Duration,
+) -> Router {
     Router::new()
         .route("/mutate", post(mutate).fallback(method_not_allowed))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(admission)
+        .with_state(Webhook {
+            admission,
+            limits,
+            request_timeout,
+        })
 }
 
+/// One review: admitted within the budgets or answered 503 at once; body and
+/// answer by one deadline inside the apiserver's timeout, however slowly the
+/// client sends.
 async fn mutate(
-    State(admission): State<Admission>,
+    State(webhook): State<Webhook>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
+    let received = Instant::now();
+    let budget = admission_budget(query.as_deref(), webhook.request_timeout);
+    let deadline = received + budget;
+    let admission = &webhook.admission;
     if !is_json(&headers) {
         return error_response(
-            &admission,
+            admission,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json".to_owned(),
         );
     }
-    let body = match body {
+    // HTTP/1 and HTTP/2 both hold a body to its declared length.
+    let declared = body
+        .size_hint()
+        .exact()
+        .map(|length| usize::try_from(length).unwrap_or(usize::MAX));
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return too_large(admission);
+    }
+    let admitted = match webhook.limits.admit(declared) {
+        Ok(admitted) => admitted,
+        Err(shed) => return overloaded(admission, shed),
+    };
+    let body = match read_body(body, admitted.body_limit, deadline).await {
         Ok(body) => body,
-        Err(rejection) => {
-            let status = rejection.status();
-            let message = match status {
-                StatusCode::PAYLOAD_TOO_LARGE => {
-                    format!("body is larger than {MAX_BODY_BYTES} bytes")
-                }
-                _ => rejection.body_text(),
-            };
-            return error_response(&admission, status, message);
+        Err(BodyError::TooLarge(_)) => return too_large(admission),
+        Err(error @ BodyError::TimedOut) => {
+            return error_response(admission, StatusCode::REQUEST_TIMEOUT, error.to_string());
+        }
+        Err(error @ BodyError::Read(_)) => {
+            return error_response(admission, StatusCode::BAD_REQUEST, error.to_string());
         }
     };
-    let budget = admission_budget(query.as_deref());
-    match admission.review(&body, budget).await {
+    let answer = admission.review_since(&body, received, budget).await;
+    drop(body);
+    drop(admitted);
+    match answer {
         Ok(review) => (
             [(
                 header::CONTENT_TYPE,
@@ -67,12 +99,12 @@ async fn mutate(
         )
             .into_response(),
         Err(error) if error.is_bad_request() => {
-            error_response(&admission, StatusCode::BAD_REQUEST, error.to_string())
+            error_response(admission, StatusCode::BAD_REQUEST, error.to_string())
         }
         Err(error) => {
             tracing::error!(%error, "cannot answer an admission review");
             error_response(
-                &admission,
+                admission,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error".to_owned(),
             )
@@ -80,9 +112,28 @@ async fn mutate(
     }
 }
 
-/// The time we give ourselves to answer: 90% of what the apiserver waits
-/// (its `?timeout=`), leaving the rest for the trip back.
-fn admission_budget(query: Option<&str>) -> Duration {
+fn too_large(admission: &Admission) -> Response {
+    error_response(
+        admission,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("body is larger than {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+/// 503 at once, counted by the budget that is spent.
+fn overloaded(admission: &Admission, shed: Shed) -> Response {
+    admission.metrics().request_shed(shed.as_str());
+    error_response(
+        admission,
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("overloaded ({} limit reached); try again", shed.as_str()),
+    )
+}
+
+/// The time we give ourselves to read and answer a review: 90% of what the
+/// apiserver waits (its `?timeout=`, at most `request_timeout`), leaving the
+/// rest for the trip back.
+fn admission_budget(query: Option<&str>, request_timeout: Duration) -> Duration {
     let timeout = query
         .into_iter()
         .flat_map(|query| query.split('&'))
@@ -90,6 +141,7 @@ fn admission_budget(query: Option<&str>) -> Duration {
         .find(|(key, _)| *key == "timeout")
         .and_then(|(_, value)| parse_go_duration(value).ok())
         .unwrap_or(DEFAULT_TIMEOUT)
+        .min(request_timeout)
         .min(MAX_TIMEOUT);
     timeout.mul_f64(0.9)
 }
@@ -102,9 +154,9 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"))
 }
 
-async fn method_not_allowed(State(admission): State<Admission>) -> Response {
+async fn method_not_allowed(State(webhook): State<Webhook>) -> Response {
     let mut response = error_response(
-        &admission,
+        &webhook.admission,
         StatusCode::METHOD_NOT_ALLOWED,
         "use POST".to_owned(),
     );
@@ -114,9 +166,9 @@ async fn method_not_allowed(State(admission): State<Admission>) -> Response {
     response
 }
 
-async fn not_found(State(admission): State<Admission>) -> Response {
+async fn not_found(State(webhook): State<Webhook>) -> Response {
     error_response(
-        &admission,
+        &webhook.admission,
         StatusCode::NOT_FOUND,
         "no such endpoint; admission reviews go to POST /mutate".to_owned(),
     )
@@ -142,7 +194,11 @@ mod tests {
     use crate::metrics::Metrics;
 
     fn router() -> Router {
-        webhook_router(Admission::new(Arc::new(Metrics::new())))
+        webhook_router(
+            Admission::new(Arc::new(Metrics::new())),
+            RequestLimits::new(4, 2 * MAX_BODY_BYTES),
+            Duration::from_secs(30),
+        )
     }
 
     async fn send(request: Request<Body>) -> (StatusCode, serde_json::Value) {
@@ -156,23 +212,31 @@ mod tests {
 
     #[test]
     fn budget_follows_the_apiserver_timeout() {
-        assert_eq!(admission_budget(None), Duration::from_secs(9));
+        let cap = Duration::from_secs(30);
+        assert_eq!(admission_budget(None, cap), Duration::from_secs(9));
         assert_eq!(
-            admission_budget(Some("timeout=10s")),
+            admission_budget(Some("timeout=10s"), cap),
             Duration::from_secs(9)
         );
         assert_eq!(
-            admission_budget(Some("a=b&timeout=1s")),
+            admission_budget(Some("a=b&timeout=1s"), cap),
             Duration::from_millis(900)
         );
         assert_eq!(
-            admission_budget(Some("timeout=5m")),
+            admission_budget(Some("timeout=5m"), cap),
             Duration::from_secs(27)
         );
         assert_eq!(
-            admission_budget(Some("timeout=soon")),
+            admission_budget(Some("timeout=soon"), cap),
             Duration::from_secs(9)
         );
+        // The server's own cap wins over a longer ?timeout=.
+        let cap = Duration::from_secs(3);
+        assert_eq!(
+            admission_budget(Some("timeout=30s"), cap),
+            Duration::from_millis(2700)
+        );
+        assert_eq!(admission_budget(None, cap), Duration::from_millis(2700));
     }
 
     #[tokio::test]

@@ -7,8 +7,10 @@
 
 pub mod admin;
 pub mod args;
+pub mod connection;
 pub mod duration;
 pub mod http;
+pub mod limits;
 pub mod reload;
 pub mod tls;
 
@@ -17,12 +19,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::Admission;
@@ -40,11 +41,35 @@ pub struct ServerOptions {
     pub reload: ReloadOptions,
     /// A client that has not finished its TLS handshake by then is dropped.
     pub handshake_timeout: Duration,
-    /// An HTTP/1 client must send a request's headers within this time.
+    /// An HTTP/1 client must send a request's headers within this time (on
+    /// both ports), counted from when the server starts waiting for them.
     pub header_read_timeout: Duration,
+    /// The longest a review may take from its headers to its answer, body
+    /// included; the apiserver's `?timeout=` shortens it.
+    pub request_timeout: Duration,
+    /// A connection (on either port) with no request in flight for this long
+    /// is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once on each port; more are closed on accept.
+    pub max_connections: usize,
+    /// Reviews handled at once; more are answered 503.
+    pub max_in_flight: usize,
+    /// Body bytes of large reviews buffered at once; more are answered 503.
+    pub max_body_buffer: usize,
+    /// Streams one HTTP/2 client may open at once on a connection.
+    pub http2_max_streams: u32,
+    /// How often an HTTP/2 connection is PINGed; one not answered within
+    /// [`HTTP2_KEEP_ALIVE_TIMEOUT`] is closed.
+    pub http2_keep_alive_interval: Duration,
     /// How long in-flight requests may take to finish once shutdown begins.
     pub drain_timeout: Duration,
 }
+
+/// How long an HTTP/2 client has to answer a keep-alive PING.
+pub const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long admin requests (all instant) may take to finish at shutdown.
+const ADMIN_DRAIN: Duration = Duration::from_secs(2);
 
 impl ServerOptions {
     pub fn new(tls: TlsFiles) -> Self {
@@ -53,6 +78,13 @@ impl ServerOptions {
             reload: ReloadOptions::default(),
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 1000,
+            max_in_flight: 64,
+            max_body_buffer: 16 * 1024 * 1024,
+            http2_max_streams: 16,
+            http2_keep_alive_interval: Duration::from_secs(20),
             drain_timeout: Duration::from_secs(20),
         }
     }
@@ -161,31 +193,53 @@ impl Server {
         let reload_task =
             tokio::spawn(reloader.run(self.options.reload, Shutdown(stop_rx.clone())));
 
-        // The admin port outlives the drain, so probes see "not ready" while
-        // in-flight reviews finish.
-        let admin_addr = local_addr(&admin_listener);
-        let admin_router = admin::admin_router(self.health.clone(), metrics.clone());
-        let mut admin_stop = Shutdown(admin_stop_rx);
-        let admin_task = tokio::spawn(async move {
-            axum::serve(admin_listener, admin_router)
-                .with_graceful_shutdown(async move { admin_stop.wait().await })
-                .await
-        });
-
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.options.header_read_timeout);
-        builder.http2().timer(TokioTimer::new());
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(self.options.http2_max_streams)
+            .keep_alive_interval(self.options.http2_keep_alive_interval)
+            .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
+        let limits =
+            limits::RequestLimits::new(self.options.max_in_flight, self.options.max_body_buffer);
         let connections = Arc::new(Connections {
             builder,
             acceptor: TlsAcceptor::from(self.tls_config.clone()),
-            router: http::webhook_router(self.admission.clone()),
+            router: http::webhook_router(
+                self.admission.clone(),
+                limits,
+                self.options.request_timeout,
+            ),
+            admin_router: admin::admin_router(self.health.clone(), metrics.clone()),
             handshake_timeout: self.options.handshake_timeout,
+            idle_timeout: self.options.idle_timeout,
         });
 
-        let graceful = GracefulShutdown::new();
+        // The admin port outlives the drain, so probes see "not ready" while
+        // in-flight reviews finish.
+        let admin_addr = local_addr(&admin_listener);
+        let max_connections = self.options.max_connections;
+        let admin_task = {
+            let connections = connections.clone();
+            let metrics = metrics.clone();
+            let admin_stop = Shutdown(admin_stop_rx);
+            tokio::spawn(async move {
+                let mut stopping = admin_stop.clone();
+                let port = Port::new("admin", max_connections, metrics);
+                let tasks = accept_until(admin_listener, port, stopping.wait(), |stream| {
+                    let connections = connections.clone();
+                    let stop = admin_stop.clone();
+                    async move { connections.serve_admin(stream, stop).await }
+                })
+                .await;
+                drain(tasks, ADMIN_DRAIN).await;
+            })
+        };
+
         self.health.set_ready(true);
         tracing::info!(
             listen = %local_addr(&listener),
@@ -193,52 +247,102 @@ impl Server {
             "serving admission reviews"
         );
 
-        // Connection tasks, so the ones still open after the drain timeout
-        // can be closed rather than outlive `run`.
-        let mut tasks = tokio::task::JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
-                        let connections = connections.clone();
-                        let watcher = graceful.watcher();
-                        let stop = Shutdown(stop_rx.clone());
-                        tasks.spawn(async move { connections.serve(stream, watcher, stop).await });
-                    }
-                    Err(error) => {
-                        // Typically out of file descriptors: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-            }
-        }
+        let port = Port::new("webhook", max_connections, metrics);
+        let tasks = accept_until(listener, port, shutdown, |stream| {
+            let connections = connections.clone();
+            let stop = Shutdown(stop_rx.clone());
+            async move { connections.serve_webhook(stream, stop).await }
+        })
+        .await;
 
         tracing::info!(drain_timeout = ?self.options.drain_timeout, "shutting down: draining in-flight requests");
         self.health.set_ready(false);
-        drop(listener);
         let _ = stop_tx.send(true);
-        match tokio::time::timeout(self.options.drain_timeout, graceful.shutdown()).await {
-            Ok(()) => tracing::info!("all connections drained"),
-            Err(_) => {
-                tracing::warn!(
-                    connections = tasks.len(),
-                    "drain timeout reached; closing the remaining connections"
-                );
-                tasks.shutdown().await;
-            }
+        if drain(tasks, self.options.drain_timeout).await {
+            tracing::info!("all connections drained");
+        } else {
+            tracing::warn!("drain timeout reached; closed the remaining connections");
         }
         let _ = admin_stop_tx.send(true);
         let admin_result = admin_task.await;
         let _ = reload_task.await;
-        match admin_result {
-            Ok(result) => result.map_err(ServeError::Admin),
-            Err(join_error) => Err(ServeError::Admin(std::io::Error::other(join_error))),
+        admin_result.map_err(|join_error| ServeError::Admin(std::io::Error::other(join_error)))
+    }
+}
+
+/// One listening port: its name (the metric label) and its connection budget.
+struct Port {
+    name: &'static str,
+    open: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+impl Port {
+    fn new(name: &'static str, max_connections: usize, metrics: Arc<Metrics>) -> Self {
+        let open = Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS)));
+        Self {
+            name,
+            open,
+            metrics,
         }
     }
+}
+
+/// Accept connections on `listener` until `shutdown` resolves, each served by
+/// `serve` on a task of its own, and close those beyond the port's budget at
+/// once; then stop listening. Returns the tasks, so the ones still open after
+/// a drain can be closed rather than outlive `run`.
+async fn accept_until<F, Fut>(
+    listener: TcpListener,
+    port: Port,
+    shutdown: impl Future<Output = ()>,
+    serve: F,
+) -> JoinSet<()>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => match port.open.clone().try_acquire_owned() {
+                    Ok(open) => {
+                        let serving = serve(stream);
+                        tasks.spawn(async move {
+                            serving.await;
+                            drop(open);
+                        });
+                    }
+                    Err(_) => port.metrics.connection_refused(port.name),
+                },
+                Err(error) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    tasks
+}
+
+/// Let connection tasks finish within `limit`, then close those left. True
+/// when all finished by themselves.
+async fn drain(mut tasks: JoinSet<()>, limit: Duration) -> bool {
+    let all_done = async { while tasks.join_next().await.is_some() {} };
+    let drained = tokio::time::timeout(limit, all_done).await.is_ok();
+    if !drained {
+        tracing::debug!(
+            connections = tasks.len(),
+            "closing connections after the drain"
+        );
+        tasks.shutdown().await;
+    }
+    drained
 }
 
 fn local_addr(listener: &TcpListener) -> String {
@@ -252,13 +356,15 @@ struct Connections {
     builder: auto::Builder<TokioExecutor>,
     acceptor: TlsAcceptor,
     router: axum::Router,
+    admin_router: axum::Router,
     handshake_timeout: Duration,
+    idle_timeout: Duration,
 }
 
 impl Connections {
-    /// One TCP connection: TLS handshake (bounded, and abandoned on shutdown),
-    /// then HTTP/1.1 or HTTP/2 by ALPN until the client or shutdown closes it.
-    async fn serve(&self, stream: TcpStream, watcher: Watcher, mut stop: Shutdown) {
+    /// One webhook connection: TLS handshake (bounded, and abandoned on
+    /// shutdown), then HTTP/1.1 or HTTP/2.
+    async fn serve_webhook(&self, stream: TcpStream, mut stop: Shutdown) {
         let _ = stream.set_nodelay(true);
         let handshake = tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(stream));
         let tls = tokio::select! {
@@ -275,13 +381,25 @@ impl Connections {
                 }
             },
         };
-        let service = TowerToHyperService::new(self.router.clone());
-        let connection = self
-            .builder
-            .serve_connection(TokioIo::new(tls), service)
-            .into_owned();
-        if let Err(error) = watcher.watch(connection).await {
-            tracing::debug!(%error, "connection closed with an error");
-        }
+        connection::serve(
+            &self.builder,
+            tls,
+            self.router.clone(),
+            self.idle_timeout,
+            stop,
+        )
+        .await;
+    }
+
+    /// One admin connection: plain HTTP, with the same header and idle limits.
+    async fn serve_admin(&self, stream: TcpStream, stop: Shutdown) {
+        connection::serve(
+            &self.builder,
+            stream,
+            self.admin_router.clone(),
+            self.idle_timeout,
+            stop,
+        )
+        .await;
     }
 }
