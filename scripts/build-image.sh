@@ -32,6 +32,10 @@ cd "$(dirname "$0")/.."
 # the repository it runs in (charts/vmcp-normalizer/values.yaml has the same default).
 IMAGE="${IMAGE:-ghcr.io/vmcp-normalizer/vmcp-normalizer}"
 SOURCE_URL="${SOURCE_URL:-https://github.com/vmcp-normalizer/vmcp-normalizer}"
+if [ -z "${REVISION:-}" ] || [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+    git rev-parse HEAD >/dev/null 2>&1 ||
+        echo "warning: not a git checkout git can read: revision 'unknown', timestamps 0 (set REVISION and SOURCE_DATE_EPOCH)" >&2
+fi
 REVISION="${REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 export SOURCE_DATE_EPOCH
