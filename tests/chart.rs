@@ -885,7 +885,14 @@ fn optional_scheduling_values_are_passed_through() {
 #[test]
 fn image_tag_defaults_to_app_version_and_digest_wins() {
     let docs = render(&[]);
-    assert_eq!(container(&docs)["image"], "vmcp-normalizer:0.1.0");
+    assert_eq!(
+        container(&docs)["image"],
+        format!(
+            "ghcr.io/vmcp-normalizer/vmcp-normalizer:{}",
+            env!("CARGO_PKG_VERSION")
+        )
+        .as_str()
+    );
     assert_eq!(container(&docs)["imagePullPolicy"], "IfNotPresent");
     let docs = render(&[
         "image.repository=registry.example/vmcp-normalizer",
@@ -900,7 +907,26 @@ fn image_tag_defaults_to_app_version_and_digest_wins() {
     let docs = render(&["image.tag=1.2.3", &set]);
     assert_eq!(
         container(&docs)["image"],
-        format!("vmcp-normalizer@{digest}").as_str()
+        format!("ghcr.io/vmcp-normalizer/vmcp-normalizer@{digest}").as_str()
+    );
+}
+
+/// A local build (scripts/build-image.sh) is named what the chart pulls by
+/// default, and the chart's appVersion is the crate's version: an image loaded
+/// with `kind load image-archive` is then used by a plain `helm install`.
+#[test]
+fn local_image_build_is_named_as_the_chart_default() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(root.join("scripts/build-image.sh")).expect("script");
+    let default_image = script
+        .lines()
+        .find_map(|line| line.strip_prefix("IMAGE=\"${IMAGE:-"))
+        .and_then(|rest| rest.strip_suffix("}\""))
+        .expect("scripts/build-image.sh sets IMAGE=\"${IMAGE:-...}\"");
+    let docs = render(&[]);
+    assert_eq!(
+        container(&docs)["image"],
+        format!("{default_image}:{}", env!("CARGO_PKG_VERSION")).as_str()
     );
 }
 
