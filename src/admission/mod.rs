@@ -5,7 +5,6 @@
 //! This webhook never rejects a write: every review that parses is answered
 //! `allowed: true`, with a patch only when something was put in canonical form.
 
-mod json_out;
 mod wire;
 
 use std::collections::BTreeMap;
