@@ -1,14 +1,14 @@
 //! Eight bytes at a time: exact per-byte marks in a 64-bit word (the word
-//! trick serde_json's reader uses). The YAML reader and the JSON escaper
-//! both use them where a byte loop would stop at a different place on every
-//! line and the CPU would mispredict its exit.
+//! trick serde_json's reader uses). The YAML reader uses them where a byte
+//! loop would stop at a different place on every line and the CPU would
+//! mispredict its exit.
 
 /// The low seven bits of every byte.
-pub const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 /// The high bit of every byte.
 pub const HIGH: u64 = !LOW7;
 /// One in every byte.
-pub const ONES: u64 = 0x0101_0101_0101_0101;
+const ONES: u64 = 0x0101_0101_0101_0101;
 
 /// Eight bytes from `at` as a little-endian word, when there are eight.
 pub fn word_at(bytes: &[u8], at: usize) -> Option<u64> {

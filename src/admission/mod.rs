@@ -5,7 +5,6 @@
 //! This webhook never rejects a write: every review that parses is answered
 //! `allowed: true`, with a patch only when something was put in canonical form.
 
-mod json_out;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -472,13 +471,12 @@ fn configmap_verdict(outcome: Option<Outcome>) -> Verdict {
         Some(Outcome::NotVmcp) => Verdict::allow(Decision::NotVmcp),
         Some(Outcome::Unchanged) => Verdict::allow(Decision::Unchanged),
         Some(Outcome::Normalized(normalized)) => {
-            let mut summary = String::with_capacity(40);
-            for change in &normalized.changes {
-                if !summary.is_empty() {
-                    summary.push(',');
-                }
-                summary.push_str(change_label(change));
-            }
+            let summary = normalized
+                .changes
+                .iter()
+                .map(change_label)
+                .collect::<Vec<_>>()
+                .join(",");
             let mut verdict =
                 Verdict::patched(normalized.patch).with_audit_annotation("normalized", summary);
             for change in &normalized.changes {

@@ -3,13 +3,17 @@
 //!
 //! Our own serde types rather than `kube::core::admission`: kube-core sends
 //! `patch` as an array of byte numbers (kube-rs#1781) where the API documents a
-//! base64 string, and its typed objects drop fields on a round trip. Here the
+//! base64 string, writes a `status` into every answer and its audit annotations
+//! in hash order, and its typed objects drop fields on a round trip. Here the
 //! object stays the exact `serde_json::Value` the apiserver sent.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AdmissionError, Verdict, json_out};
+use super::{AdmissionError, Verdict};
 
 /// The only AdmissionReview version this webhook speaks (and echoes).
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -97,75 +101,53 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, AdmissionError> {
     Ok(request)
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewOut<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    response: ResponseOut<'a>,
+}
+
+/// `AdmissionReview.response`, its fields in the order they are written.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseOut<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    audit_annotations: &'a BTreeMap<&'static str, String>,
+}
+
 /// The webhook's answer, byte for byte: always `allowed: true`; `patch` (the
 /// base64 of the RFC 6902 JSON) and `patchType: JSONPatch` together, and only
 /// when the patch has operations, because the apiserver rejects a `patchType`
 /// without a `patch`.
-///
-/// Written by hand in serde's field order (see [`json_out`]): the answer
-/// carrying a whole config is the one this webhook sends most.
 pub fn encode_response(uid: &str, verdict: &Verdict) -> Result<Vec<u8>, AdmissionError> {
     let patch = match verdict.patch.as_ref().filter(|patch| !patch.0.is_empty()) {
         Some(patch) => {
-            let mut json = Vec::with_capacity(patch_size_hint(patch));
-            json_out::write_patch(&mut json, patch).map_err(AdmissionError::Encode)?;
-            Some(json)
+            let json = serde_json::to_vec(patch).map_err(AdmissionError::Encode)?;
+            Some(base64::engine::general_purpose::STANDARD.encode(json))
         }
         None => None,
     };
-    let mut out = Vec::with_capacity(
-        256 + patch.as_ref().map_or(0, |json| json.len() / 3 * 4 + 4)
-            + verdict.warnings.iter().map(|w| w.len() + 8).sum::<usize>(),
-    );
-    out.extend_from_slice(b"{\"apiVersion\":");
-    json_out::write_str(&mut out, API_VERSION);
-    out.extend_from_slice(b",\"kind\":");
-    json_out::write_str(&mut out, KIND);
-    out.extend_from_slice(b",\"response\":{\"uid\":");
-    json_out::write_str(&mut out, uid);
-    out.extend_from_slice(b",\"allowed\":true");
-    if let Some(json) = &patch {
-        out.extend_from_slice(b",\"patchType\":\"JSONPatch\",\"patch\":\"");
-        json_out::write_base64(&mut out, json);
-        out.push(b'"');
-    }
-    if !verdict.warnings.is_empty() {
-        out.extend_from_slice(b",\"warnings\":[");
-        for (index, warning) in verdict.warnings.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            json_out::write_str(&mut out, warning);
-        }
-        out.push(b']');
-    }
-    if !verdict.audit_annotations.is_empty() {
-        out.extend_from_slice(b",\"auditAnnotations\":{");
-        for (index, (key, value)) in verdict.audit_annotations.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            json_out::write_str(&mut out, key);
-            out.push(b':');
-            json_out::write_str(&mut out, value);
-        }
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"}}");
-    Ok(out)
-}
-
-/// Room for the patch JSON: its string values plus some escapes and framing.
-fn patch_size_hint(patch: &json_patch::Patch) -> usize {
-    patch
-        .0
-        .iter()
-        .map(|operation| match operation {
-            json_patch::PatchOperation::Replace(json_patch::ReplaceOperation {
-                value: Value::String(value),
-                path,
-            }) => value.len() + value.len() / 8 + path.as_str().len() + 48,
-            _ => 128,
-        })
-        .sum()
+    let review = ReviewOut {
+        api_version: API_VERSION,
+        kind: KIND,
+        response: ResponseOut {
+            uid,
+            allowed: true,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            warnings: &verdict.warnings,
+            audit_annotations: &verdict.audit_annotations,
+        },
+    };
+    serde_json::to_vec(&review).map_err(AdmissionError::Encode)
 }
