@@ -14,4 +14,3 @@ pub mod normalize;
 pub mod recognize;
 pub mod server;
 pub mod splice;
-mod words;
