@@ -637,6 +637,12 @@ fn kubectl_applied_configmaps_in_any_order_give_one_file() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(copy["data"]["config.yaml"], "backends:\n- name: a\n- name: b\n");
-    assert_eq!(object["data"]["config.yaml"], "backends:\n- name: a\n- name: b\n");
+    assert_eq!(
+        copy["data"]["config.yaml"],
+        "backends:\n- name: a\n- name: b\n"
+    );
+    assert_eq!(
+        object["data"]["config.yaml"],
+        "backends:\n- name: a\n- name: b\n"
+    );
 }
