@@ -14,7 +14,9 @@
 # Prints the server's resident memory once ready; the patched review's maximum
 # throughput (4 connections x 8 streams), for headroom; a fixed 1,000
 # requests/s of patched reviews, evenly paced and in bursts, with p50/p99; and
-# the resident memory again, at rest after all of it.
+# the resident memory again, at rest after all of it. RssFile is the binary's
+# code as mapped from the page cache, which moves by a MiB with the cache's
+# state; RssAnon is the server's own memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,7 +54,7 @@ mkdir -p "$OUT/buggy"
 memory() {
     sleep 1
     echo "== resident memory at rest, $1"
-    grep -E 'VmRSS|VmHWM' "/proc/$SERVER/status"
+    grep -E 'VmHWM|VmRSS|RssAnon|RssFile' "/proc/$SERVER/status"
 }
 memory "once ready"
 
@@ -77,8 +79,13 @@ run buggy/max -n "$REQUESTS" -c 4 -m 8 -d "$OUT/buggy.json"
 # connections at 100 req/s each send ten requests at once every 10 ms.
 # (With -m above 1 on a single connection, h2load's rate mode adds about a
 # millisecond of its own to every request, so the paced run keeps one in flight.)
+# The server's CPU time per review (user + system, from /proc) moves less with
+# the host's load than the latencies do, so it tells two builds apart better.
+server_cpu() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 echo "== patched reviews at 1000 req/s for ${RATE_SECONDS}s"
+before=$(server_cpu)
 run buggy/1000rps -n $((1000 * RATE_SECONDS)) -c 1 -m 1 --rps 1000 -d "$OUT/buggy.json"
+echo "server CPU per review, evenly paced: $(( ($(server_cpu) - before) * 1000000 / $(getconf CLK_TCK) / (1000 * RATE_SECONDS) )) us"
 run buggy/1000rps-burst -n $((1000 * RATE_SECONDS)) -c 10 -m 1 --rps 100 -d "$OUT/buggy.json"
 
 memory "after $(grep -c '"message":"admission"' "$OUT/server.log") reviews"
