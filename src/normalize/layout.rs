@@ -114,7 +114,7 @@ pub fn backends(text: &str, expected: usize) -> Result<Layout<'_>, Refusal> {
         .filter(|(_, line)| matches!(line.kind, Kind::Content { indent, entry: true } if indent == column))
         .map(|(at, _)| at)
         .collect();
-    if starts.len() != expected {
+    if starts.is_empty() || starts.len() != expected {
         return Err(own_line());
     }
 
@@ -322,6 +322,7 @@ mod tests {
             ("backends: [a]\n", 1),
             ("x:\n  backends:\n  - a\n", 1),
             ("backends:\n- a\nbackends:\n- b\n", 1),
+            ("backends:\n", 0),
         ] {
             assert!(backends(text, expected).is_err(), "{text}");
         }
