@@ -399,28 +399,14 @@ async fn connections_beyond_the_limit_are_closed_on_accept() {
 /// The real binary's log line for a review whose uid and names are huge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logged_request_fields_are_capped() {
-    use common::process::Process;
     use vmcp_normalizer::log_field::MAX_LOGGED_FIELD_BYTES;
 
-    common::install_crypto_provider();
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let files = write_pair(dir.path(), &pki.leaf());
-    let mut process = Process::spawn(
-        &[
-            "serve",
-            "--listen=127.0.0.1:0",
-            "--admin-listen=127.0.0.1:0",
-            "--log-format=json",
-            "--tls-cert",
-            files.cert.to_str().unwrap(),
-            "--tls-key",
-            files.key.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let serving = process.wait_for_log("serving admission reviews");
-    let addr: SocketAddr = serving["listen"].as_str().unwrap().parse().unwrap();
+    let common::ServedBinary {
+        mut process,
+        pki,
+        addr,
+        ..
+    } = common::serve_binary(&[]);
 
     let huge = "u".repeat(1_000_000);
     let mut configmap = fixture("vmcp-configmap.yaml");

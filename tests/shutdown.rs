@@ -174,28 +174,13 @@ async fn drain_stops_at_the_deadline() {
 // shutdown PING on another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_drains_and_exits_zero_on_sigterm() {
-    common::install_crypto_provider();
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let files = write_pair(dir.path(), &pki.leaf());
-    let (cert, key) = (files.cert.to_str().unwrap(), files.key.to_str().unwrap());
-    let mut process = Process::spawn(
-        &[
-            "serve",
-            "--listen=127.0.0.1:0",
-            "--admin-listen=127.0.0.1:0",
-            "--log-format=json",
-            "--drain-timeout=5s",
-            "--tls-cert",
-            cert,
-            "--tls-key",
-            key,
-        ],
-        &[],
-    );
-    let serving = process.wait_for_log("serving admission reviews");
-    let addr = serving["listen"].as_str().unwrap().parse().unwrap();
-    let admin = serving["admin"].as_str().unwrap();
+    let common::ServedBinary {
+        mut process,
+        pki,
+        addr,
+        admin,
+        ..
+    } = common::serve_binary(&["--drain-timeout=5s"]);
     let readyz = reqwest::get(format!("http://{admin}/readyz"))
         .await
         .unwrap();
@@ -301,26 +286,12 @@ async fn binary_second_signal_exits_without_waiting_for_the_drain() {
     use rustls_pki_types::pem::PemObject as _;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    common::install_crypto_provider();
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let files = write_pair(dir.path(), &pki.leaf());
-    let mut process = Process::spawn(
-        &[
-            "serve",
-            "--listen=127.0.0.1:0",
-            "--admin-listen=127.0.0.1:0",
-            "--log-format=json",
-            "--drain-timeout=60s",
-            "--tls-cert",
-            files.cert.to_str().unwrap(),
-            "--tls-key",
-            files.key.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let serving = process.wait_for_log("serving admission reviews");
-    let addr: std::net::SocketAddr = serving["listen"].as_str().unwrap().parse().unwrap();
+    let common::ServedBinary {
+        mut process,
+        pki,
+        addr,
+        ..
+    } = common::serve_binary(&["--drain-timeout=60s"]);
 
     // Half a request over raw TLS: headers promise 1000 bytes, 10 arrive.
     let mut roots = rustls::RootCertStore::empty();

@@ -213,6 +213,56 @@ pub fn write_pair(dir: &Path, leaf: &Leaf) -> TlsFiles {
     }
 }
 
+/// The real binary serving HTTPS with a fresh test certificate on ports the
+/// OS chose, once it says it serves.
+pub struct ServedBinary {
+    pub process: process::Process,
+    pub pki: Pki,
+    /// The webhook port.
+    pub addr: SocketAddr,
+    /// The admin port, `host:port`.
+    pub admin: String,
+    _certificates: tempfile::TempDir,
+}
+
+/// Start `vmcp-normalizer serve` with JSON logs and `extra` flags.
+pub fn serve_binary(extra: &[&str]) -> ServedBinary {
+    install_crypto_provider();
+    let pki = Pki::new();
+    let certificates = tempfile::tempdir().expect("temp dir");
+    let files = write_pair(certificates.path(), &pki.leaf());
+    let (cert, key) = (
+        files.cert.to_str().expect("utf-8 path"),
+        files.key.to_str().expect("utf-8 path"),
+    );
+    let mut args = vec![
+        "serve",
+        "--listen=127.0.0.1:0",
+        "--admin-listen=127.0.0.1:0",
+        "--log-format=json",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ];
+    args.extend_from_slice(extra);
+    let mut process = process::Process::spawn(&args, &[]);
+    let serving = process.wait_for_log("serving admission reviews");
+    let addr = serving["listen"]
+        .as_str()
+        .expect("listen")
+        .parse()
+        .expect("address");
+    let admin = serving["admin"].as_str().expect("admin").to_owned();
+    ServedBinary {
+        process,
+        pki,
+        addr,
+        admin,
+        _certificates: certificates,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Http {
     V1,
