@@ -205,13 +205,7 @@ fn watch_directories(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn self_signed() -> (String, String) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
+    use crate::server::tls::tests::self_signed;
 
     fn write(files: &TlsFiles, cert: &str, key: &str) {
         std::fs::write(&files.cert, cert).unwrap();
