@@ -30,12 +30,32 @@ app.kubernetes.io/name: {{ include "vmcp-normalizer.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/*
+Labels of every object: the chart's own, then commonLabels. commonLabels may
+not set a label the chart sets (a duplicate key would be invalid YAML, and the
+selector labels must stay the chart's).
+*/}}
 {{- define "vmcp-normalizer.labels" -}}
 helm.sh/chart: {{ include "vmcp-normalizer.chart" . }}
 {{ include "vmcp-normalizer.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: admission-webhook
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- include "vmcp-normalizer.commonLabels" . }}
+{{- end }}
+
+{{/* commonLabels as YAML lines (each with a leading newline), after checking them. */}}
+{{- define "vmcp-normalizer.commonLabels" -}}
+{{- $own := list "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/component" "app.kubernetes.io/managed-by" }}
+{{- range $key, $value := .Values.commonLabels }}
+{{- if has $key $own }}
+{{- fail (printf "commonLabels.%s: the chart sets this label itself; remove it from commonLabels" $key) }}
+{{- end }}
+{{- if not (kindIs "string" $value) }}
+{{- fail (printf "commonLabels.%s must be a string (quote it: %q)" $key (toString $value)) }}
+{{- end }}
+{{ $key }}: {{ $value | quote }}
+{{- end }}
 {{- end }}
 
 {{- define "vmcp-normalizer.serviceAccountName" -}}
@@ -68,11 +88,29 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/*
+The image reference. image.registry, when set, replaces the registry part of
+image.repository (its first path element when that contains "." or ":" or is
+"localhost", the rule Docker uses), or is put in front when it has none.
+*/}}
+{{- define "vmcp-normalizer.repository" -}}
+{{- $repo := .Values.image.repository }}
+{{- with .Values.image.registry }}
+{{- $parts := splitList "/" $repo }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq "localhost" $first)) }}
+{{- $repo = join "/" (rest $parts) }}
+{{- end }}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}
+{{- end }}
+{{- $repo }}
+{{- end }}
+
 {{- define "vmcp-normalizer.image" -}}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" (include "vmcp-normalizer.repository" .) .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
+{{- printf "%s:%s" (include "vmcp-normalizer.repository" .) (default .Chart.AppVersion .Values.image.tag | toString) }}
 {{- end }}
 {{- end }}
 
@@ -83,65 +121,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Namespaces the webhooks never see. */}}
 {{- define "vmcp-normalizer.excludedNamespaces" -}}
+{{- if not (kindIs "slice" .Values.webhook.excludedNamespaces) }}
+{{- fail (printf "webhook.excludedNamespaces must be a list of namespace names, e.g. --set 'webhook.excludedNamespaces={team-a,team-b}' (got %s %q)" (kindOf .Values.webhook.excludedNamespaces) (toString .Values.webhook.excludedNamespaces)) }}
+{{- end }}
 {{- $ns := list .Release.Namespace "kube-system" "kube-node-lease" }}
 {{- range .Values.webhook.excludedNamespaces }}
 {{- $ns = append $ns (toString .) }}
 {{- end }}
 {{- toJson (uniq $ns) }}
-{{- end }}
-
-{{/*
-Validate values. Rendered (as nothing) by every template that depends on them,
-so a bad value fails `helm template`/`helm install` with a clear message.
-*/}}
-{{- define "vmcp-normalizer.validate" -}}
-{{- $mode := .Values.certificates.mode }}
-{{- if not (has $mode (list "self-managed" "cert-manager" "existing-secret")) }}
-{{- fail (printf "certificates.mode must be one of self-managed, cert-manager, existing-secret (got %q)" (toString $mode)) }}
-{{- end }}
-{{- if eq $mode "existing-secret" }}
-{{- if not .Values.certificates.existingSecret }}
-{{- fail "certificates.mode=existing-secret needs certificates.existingSecret: the name of a Secret in the release namespace with tls.crt and tls.key" }}
-{{- end }}
-{{- if not .Values.certificates.caBundle }}
-{{- fail "certificates.mode=existing-secret needs certificates.caBundle: the base64-encoded PEM of the CA that signed the serving certificate" }}
-{{- end }}
-{{- $pem := b64dec .Values.certificates.caBundle }}
-{{- if not (contains "-----BEGIN CERTIFICATE-----" $pem) }}
-{{- fail "certificates.caBundle must be base64 of PEM CA certificate(s) (-----BEGIN CERTIFICATE-----)" }}
-{{- end }}
-{{- if contains "PRIVATE KEY" $pem }}
-{{- fail "certificates.caBundle contains a PRIVATE KEY: put only the CA certificate in it" }}
-{{- end }}
-{{- end }}
-{{- if not (has .Values.webhook.failurePolicy (list "Ignore" "Fail")) }}
-{{- fail (printf "webhook.failurePolicy must be Ignore or Fail (got %q)" (toString .Values.webhook.failurePolicy)) }}
-{{- end }}
-{{- $timeout := .Values.webhook.timeoutSeconds }}
-{{- if not (or (kindIs "int" $timeout) (kindIs "int64" $timeout) (kindIs "float64" $timeout)) }}
-{{- fail (printf "webhook.timeoutSeconds must be a number from 1 to 30 (got %v)" $timeout) }}
-{{- end }}
-{{- if or (lt (float64 $timeout) 1.0) (gt (float64 $timeout) 30.0) (ne (float64 $timeout) (float64 (int $timeout))) }}
-{{- fail (printf "webhook.timeoutSeconds must be a whole number from 1 to 30 (got %v)" $timeout) }}
-{{- end }}
-{{- if lt (int .Values.replicas) 1 }}
-{{- fail "replicas must be at least 1" }}
-{{- end }}
-{{- if eq .Values.webhook.failurePolicy "Fail" }}
-{{- if or (lt (int .Values.replicas) 2) (not .Values.podDisruptionBudget.enabled) }}
-{{- fail "webhook.failurePolicy=Fail needs replicas >= 2 and podDisruptionBudget.enabled=true: with one pod, every vMCP write fails while it restarts" }}
-{{- end }}
-{{- end }}
-{{- if not (or .Values.webhook.configMaps.enabled .Values.webhook.deployments.enabled) }}
-{{- fail "enable at least one of webhook.configMaps.enabled and webhook.deployments.enabled" }}
-{{- end }}
-{{- if not (has .Values.logFormat (list "json" "text")) }}
-{{- fail (printf "logFormat must be json or text (got %q)" (toString .Values.logFormat)) }}
-{{- end }}
-{{- if and .Values.image.digest (not (hasPrefix "sha256:" .Values.image.digest)) }}
-{{- fail "image.digest must look like sha256:<hex>" }}
-{{- end }}
-{{- if and (gt (int .Values.preStopSleepSeconds) 0) (ge (int .Values.preStopSleepSeconds) (int .Values.terminationGracePeriodSeconds)) }}
-{{- fail "terminationGracePeriodSeconds must be greater than preStopSleepSeconds (plus the server's drain deadline)" }}
-{{- end }}
 {{- end }}
