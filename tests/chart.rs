@@ -131,6 +131,35 @@ fn render_err(sets: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `helm template` with raw extra arguments (e.g. `--set-string`,
+/// `--skip-schema-validation`) that must fail; returns its stderr.
+fn render_err_raw(extra: &[&str]) -> String {
+    let mut args = template_args(NAMESPACE, &[]);
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_helm(&args);
+    assert!(
+        !out.status.success(),
+        "helm template {extra:?} should have failed but rendered:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `helm template` with raw extra arguments that must succeed; the manifests.
+fn render_raw(extra: &[&str]) -> Vec<Value> {
+    let mut args = template_args(NAMESPACE, &[]);
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_helm(&args);
+    assert!(
+        out.status.success(),
+        "helm template {extra:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_docs(&String::from_utf8(out.stdout).expect("helm output is UTF-8"))
+}
+
 fn kinds(docs: &[Value]) -> Vec<&str> {
     docs.iter().map(|d| d["kind"].as_str().unwrap()).collect()
 }
@@ -311,18 +340,58 @@ fn renders_every_mode_and_main_value_combination() {
     }
 }
 
+/// The oldest Kubernetes minor the chart supports: the preStop `sleep` action
+/// (on by default from 1.30, beta) and matchConditions (GA in 1.30) set it.
+const KUBE_FLOOR_MINOR: u32 = 30;
+/// The newest minor the chart is rendered against.
+const KUBE_NEWEST_MINOR: u32 = 36;
+
 #[test]
-fn kube_version_constraint_is_enforced() {
+fn kube_version_floor_is_stated_and_every_supported_minor_renders() {
+    let chart_yaml = std::fs::read_to_string(chart_dir().join("Chart.yaml")).unwrap();
+    assert!(
+        chart_yaml.contains(&format!("kubeVersion: \">=1.{KUBE_FLOOR_MINOR}.0-0\"")),
+        "Chart.yaml kubeVersion is not >=1.{KUBE_FLOOR_MINOR}.0-0"
+    );
     let chart = chart_dir();
     let chart = chart.to_str().unwrap();
-    let ok = run_helm(&["template", RELEASE, chart, "--kube-version", "1.33.0"]);
+    // With every feature that depends on the version switched on.
+    let features = [
+        "--set",
+        "webhook.matchConditions[0].name=not-dry-run",
+        "--set",
+        "webhook.matchConditions[0].expression=!request.dryRun",
+        "--set",
+        "preStopSleepSeconds=5",
+    ];
+    for minor in KUBE_FLOOR_MINOR..=KUBE_NEWEST_MINOR {
+        // Patch 0 and a provider-style pre-release suffix (EKS, GKE).
+        for version in [format!("1.{minor}.0"), format!("v1.{minor}.3-eks-1234")] {
+            let mut args = vec!["template", RELEASE, chart, "--kube-version", &version];
+            args.extend(features);
+            let out = run_helm(&args);
+            assert!(
+                out.status.success(),
+                "{version}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let docs = parse_docs(&String::from_utf8_lossy(&out.stdout));
+            for hook in webhooks(&docs) {
+                assert_eq!(
+                    hook["matchConditions"][0]["name"], "not-dry-run",
+                    "{version}"
+                );
+            }
+        }
+    }
+    let below = format!("1.{}.9", KUBE_FLOOR_MINOR - 1);
+    let old = run_helm(&["template", RELEASE, chart, "--kube-version", &below]);
+    assert!(!old.status.success(), "{below} was not refused");
+    let err = String::from_utf8_lossy(&old.stderr);
     assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
+        err.contains(&format!(">=1.{KUBE_FLOOR_MINOR}.0-0")) && err.contains(&below),
+        "the refusal names neither the floor nor the version: {err}"
     );
-    let old = run_helm(&["template", RELEASE, chart, "--kube-version", "1.32.9"]);
-    assert!(!old.status.success(), "kubeVersion >=1.33 not enforced");
 }
 
 #[test]
@@ -487,8 +556,240 @@ fn invalid_values_are_rejected() {
     for (sets, needle) in cases {
         let err = render_err(sets);
         assert!(
-            err.contains(needle),
+            err.contains(needle) || names_value(&err, needle),
             "{sets:?}: error lacks {needle:?}: {err}"
+        );
+    }
+}
+
+/// Names the value either as Helm 4 does (`at '/webhook/timeoutSeconds'`) or
+/// as Helm 3 does (`webhook.timeoutSeconds: ...`).
+fn names_value(err: &str, dotted: &str) -> bool {
+    let pointer = format!("'/{}'", dotted.replace('.', "/"));
+    err.contains(&pointer) || err.contains(&format!("{dotted}:"))
+}
+
+/// The mistakes the issue lists, each caught by the schema, each error naming
+/// the value. Helm checks the schema before rendering, so none of these
+/// reaches a template.
+#[test]
+fn schema_rejects_mistyped_values_naming_them() {
+    let cases: &[(&[&str], &str)] = &[
+        // An unknown key, top level and nested.
+        (&["--set", "webhok.failurePolicy=Fail"], "webhok"),
+        (&["--set", "webhook.timeout=5"], "timeout"),
+        (&["--set", "service.prot=8443"], "prot"),
+        // A number given as a string.
+        (
+            &["--set-string", "webhook.timeoutSeconds=3"],
+            "webhook.timeoutSeconds",
+        ),
+        (
+            &["--set", "webhook.timeoutSeconds=0"],
+            "webhook.timeoutSeconds",
+        ),
+        (
+            &["--set", "webhook.timeoutSeconds=31"],
+            "webhook.timeoutSeconds",
+        ),
+        (&["--set", "service.port=0"], "service.port"),
+        (&["--set", "service.port=65536"], "service.port"),
+        (
+            &["--set", "containerPorts.webhook=0"],
+            "containerPorts.webhook",
+        ),
+        (
+            &["--set", "containerPorts.admin=70000"],
+            "containerPorts.admin",
+        ),
+        (&["--set", "replicas=0"], "replicas"),
+        (
+            &["--set", "revisionHistoryLimit=-1"],
+            "revisionHistoryLimit",
+        ),
+        // A list given as a string.
+        (
+            &["--set", "webhook.excludedNamespaces=foo"],
+            "webhook.excludedNamespaces",
+        ),
+        (
+            &["--set", "webhook.failurePolicy=fail"],
+            "webhook.failurePolicy",
+        ),
+        (&["--set", "certificates.mode=openssl"], "certificates.mode"),
+        (&["--set", "logFormat=xml"], "logFormat"),
+        (&["--set", "logLevel=verbose"], "logLevel"),
+        (&["--set", "image.pullPolicy=always"], "image.pullPolicy"),
+        (&["--set", "hostNetwork=yes"], "hostNetwork"),
+        (
+            &["--set", "podDisruptionBudget.maxUnavailable=0"],
+            "podDisruptionBudget.maxUnavailable",
+        ),
+        (
+            &["--set", "limits.maxBodyBuffer=16MB"],
+            "limits.maxBodyBuffer",
+        ),
+        // A typo inside a pass-through Kubernetes structure's top level.
+        (
+            &["--set", "securityContext.readOnlyRootFileSystem=true"],
+            "readOnlyRootFileSystem",
+        ),
+        (
+            &["--set", "webhook.matchConditions[0].name=x"],
+            "expression",
+        ),
+    ];
+    for (args, needle) in cases {
+        let err = render_err_raw(args);
+        assert!(
+            err.contains("schema")
+                && (names_value(&err, needle) || err.contains(&format!("'{needle}'"))),
+            "{args:?}: the schema error does not name {needle:?}: {err}"
+        );
+    }
+}
+
+/// The checks a schema cannot express (one value against another), or that
+/// must hold even with `--skip-schema-validation`: each fails in the template
+/// that uses the value, and the message names it.
+#[test]
+fn template_checks_name_the_value_and_their_template() {
+    let ca = format!("certificates.caBundle={}", ca_bundle_b64());
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        // Set without the mode that uses them: no longer silently self-managed.
+        (
+            vec!["--set", "certificates.existingSecret=my-tls"],
+            "certificates.existingSecret is set but certificates.mode is self-managed",
+            "deployment.yaml",
+        ),
+        (
+            vec!["--set", &ca],
+            "certificates.caBundle is set but certificates.mode is self-managed",
+            "mutatingwebhookconfiguration.yaml",
+        ),
+        (
+            vec!["--set", "certificates.mode=cert-manager", "--set", &ca],
+            "certificates.caBundle is set but certificates.mode is cert-manager",
+            "mutatingwebhookconfiguration.yaml",
+        ),
+        (
+            vec!["--set", "certificates.certManager.issuerRef.name=corp-ca"],
+            "certificates.certManager.issuerRef is set but certificates.mode is self-managed",
+            "certificates.yaml",
+        ),
+        (
+            vec!["--set", "replicaCount=3"],
+            "replicaCount is not a value of this chart (got 3): set replicas",
+            "deployment.yaml",
+        ),
+        (
+            vec!["--set", "containerPorts.admin=8443"],
+            "containerPorts.webhook and containerPorts.admin must differ",
+            "deployment.yaml",
+        ),
+        (
+            vec!["--set", "commonLabels.app\\.kubernetes\\.io/name=x"],
+            "commonLabels.app.kubernetes.io/name: the chart sets this label",
+            "templates/",
+        ),
+        (
+            vec!["--set", "podLabels.app\\.kubernetes\\.io/instance=x"],
+            "podLabels.app.kubernetes.io/instance: the chart sets this pod label",
+            "deployment.yaml",
+        ),
+    ];
+    for (args, needle, template) in &cases {
+        let err = render_err_raw(args);
+        assert!(
+            err.contains(needle),
+            "{args:?}: error lacks {needle:?}: {err}"
+        );
+        assert!(
+            err.contains(&format!("{template}:")) || *template == "templates/",
+            "{args:?}: not reported from {template}: {err}"
+        );
+    }
+}
+
+/// The template keeps its own checks for what the schema also checks, so
+/// `--skip-schema-validation` (or a renderer that ignores schemas) still gets
+/// a plain message, from the template that uses the value.
+#[test]
+fn template_checks_hold_without_the_schema() {
+    let skip = "--skip-schema-validation";
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["--set-string", "webhook.timeoutSeconds=3"],
+            "webhook.timeoutSeconds must be a whole number from 1 to 30, not a string",
+            "mutatingwebhookconfiguration.yaml",
+        ),
+        (
+            &["--set", "webhook.timeoutSeconds=31"],
+            "webhook.timeoutSeconds must be a whole number from 1 to 30",
+            "mutatingwebhookconfiguration.yaml",
+        ),
+        (
+            &["--set", "webhook.failurePolicy=Sometimes"],
+            "webhook.failurePolicy must be Ignore or Fail",
+            "mutatingwebhookconfiguration.yaml",
+        ),
+        (
+            &["--set", "webhook.excludedNamespaces=foo"],
+            "webhook.excludedNamespaces must be a list of namespace names",
+            "mutatingwebhookconfiguration.yaml",
+        ),
+        (
+            &["--set", "service.port=0"],
+            "service.port must be a port number from 1 to 65535",
+            "service.yaml",
+        ),
+        (
+            &["--set", "containerPorts.webhook=0"],
+            "containerPorts.webhook must be a port number from 1 to 65535",
+            "deployment.yaml",
+        ),
+        (
+            &["--set", "certificates.mode=openssl"],
+            "certificates.mode must be one of",
+            "deployment.yaml",
+        ),
+        (
+            &["--set", "logFormat=xml"],
+            "logFormat must be json or text",
+            "deployment.yaml",
+        ),
+        (
+            &["--set", "logLevel=verbose"],
+            "logLevel must be one of",
+            "deployment.yaml",
+        ),
+        (
+            &["--set", "replicas=0"],
+            "replicas must be at least 1",
+            "deployment.yaml",
+        ),
+        (
+            &["--set", "image.digest=latest"],
+            "image.digest must look like sha256:",
+            "deployment.yaml",
+        ),
+        (
+            &["--set", "webhook.matchConditions[0].name=x"],
+            "webhook.matchConditions[0] needs a name and a CEL expression",
+            "mutatingwebhookconfiguration.yaml",
+        ),
+    ];
+    for (args, needle, template) in cases {
+        let mut args = args.to_vec();
+        args.push(skip);
+        let err = render_err_raw(&args);
+        assert!(
+            err.contains(needle),
+            "{args:?}: error lacks {needle:?}: {err}"
+        );
+        assert!(
+            err.contains(&format!("templates/{template}:")),
+            "{args:?}: not reported from {template}: {err}"
         );
     }
 }
@@ -859,7 +1160,11 @@ fn optional_scheduling_values_are_passed_through() {
     ]);
     let pod = pod_spec(&docs);
     assert_eq!(pod["priorityClassName"], "system-cluster-critical");
-    assert_eq!(pod["nodeSelector"], json!({"pool": "system"}));
+    // Added to the default, which keeps the pods on Linux nodes.
+    assert_eq!(
+        pod["nodeSelector"],
+        json!({"kubernetes.io/os": "linux", "pool": "system"})
+    );
     assert_eq!(
         pod["tolerations"],
         json!([{"key": "dedicated", "operator": "Exists"}])
@@ -868,12 +1173,15 @@ fn optional_scheduling_values_are_passed_through() {
     let meta = &one(&docs, "Deployment")["spec"]["template"]["metadata"];
     assert_eq!(meta["annotations"]["a"], "b");
     assert_eq!(meta["labels"]["team"], "platform");
-    // Defaults render none of them.
+    // Defaults render none of them, but the Linux node selector (the image
+    // has no Windows build), which can be dropped.
     let docs = render(&[]);
     let pod = pod_spec(&docs);
+    assert_eq!(pod["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+    let dropped = render(&["nodeSelector.kubernetes\\.io/os=null"]);
+    assert!(pod_spec(&dropped)["nodeSelector"].is_null());
     for key in [
         "priorityClassName",
-        "nodeSelector",
         "tolerations",
         "affinity",
         "imagePullSecrets",
@@ -1277,6 +1585,8 @@ fn selector_matches(selector: &Value, labels: &Value) -> bool {
                 match e["operator"].as_str().unwrap() {
                     "Exists" => !labels[key].is_null(),
                     "In" => e["values"].as_array().unwrap().contains(&labels[key]),
+                    // Also true when the label is absent.
+                    "NotIn" => !e["values"].as_array().unwrap().contains(&labels[key]),
                     other => panic!("operator {other} not handled"),
                 }
             })
@@ -1365,4 +1675,328 @@ fn readme_examples_match_the_fixtures_and_the_object_selectors() {
     // The chart's own Deployment is not a vMCP Deployment.
     let own = &one(&docs, "Deployment")["metadata"]["labels"];
     assert!(!selector_matches(deploy_selector, own));
+}
+
+// ----------------------------------------------- scoping and reaching it
+
+/// The namespace label selector is ANDed with the exclusions: the exclusion
+/// expression stays first, the user's terms follow.
+#[test]
+fn namespace_label_selector_opt_in_and_opt_out() {
+    let docs = render_raw(&[
+        "--set-string",
+        "webhook.namespaceSelector.matchLabels.vmcp-normalizer\\.io/enabled=true",
+    ]);
+    for hook in webhooks(&docs) {
+        let selector = &hook["namespaceSelector"];
+        assert_eq!(
+            selector["matchLabels"],
+            json!({"vmcp-normalizer.io/enabled": "true"})
+        );
+        let exprs = selector["matchExpressions"].as_array().unwrap();
+        assert_eq!(exprs.len(), 1);
+        assert_eq!(exprs[0]["key"], "kubernetes.io/metadata.name");
+        assert_eq!(exprs[0]["operator"], "NotIn");
+    }
+    let docs = render_raw(&[
+        "--set",
+        "webhook.namespaceSelector.matchExpressions[0].key=vmcp-normalizer.io/ignore",
+        "--set",
+        "webhook.namespaceSelector.matchExpressions[0].operator=NotIn",
+        // Label values are strings; --set would make this a boolean.
+        "--set-string",
+        "webhook.namespaceSelector.matchExpressions[0].values={true}",
+    ]);
+    for hook in webhooks(&docs) {
+        let selector = &hook["namespaceSelector"];
+        assert!(selector["matchLabels"].is_null());
+        let exprs = selector["matchExpressions"].as_array().unwrap();
+        assert_eq!(exprs.len(), 2);
+        assert_eq!(exprs[0]["key"], "kubernetes.io/metadata.name");
+        assert_eq!(
+            exprs[1],
+            json!({"key": "vmcp-normalizer.io/ignore", "operator": "NotIn", "values": ["true"]})
+        );
+    }
+}
+
+#[test]
+fn object_opt_out_label_is_added_to_both_object_selectors() {
+    let docs = render(&["webhook.objectOptOutLabel=vmcp-normalizer.io/ignore"]);
+    let opt_out =
+        json!({"key": "vmcp-normalizer.io/ignore", "operator": "NotIn", "values": ["true"]});
+    assert_eq!(
+        webhook(&docs, "configmaps")["objectSelector"],
+        json!({
+            "matchLabels": {"toolhive.stacklok.io/component": "vmcp-config"},
+            "matchExpressions": [opt_out],
+        })
+    );
+    assert_eq!(
+        webhook(&docs, "deployments")["objectSelector"],
+        json!({
+            "matchLabels": {"app.kubernetes.io/name": "virtualmcpserver"},
+            "matchExpressions": [
+                {"key": "app.kubernetes.io/instance", "operator": "Exists"},
+                opt_out,
+            ],
+        })
+    );
+    // What the selectors still match: the examples, unless they carry the label.
+    let cm = read_yaml(&chart_dir().join("examples").join("vmcp-configmap.yaml"));
+    let mut labels = cm["metadata"]["labels"].clone();
+    let selector = &webhook(&docs, "configmaps")["objectSelector"];
+    assert!(selector_matches(selector, &labels));
+    labels["vmcp-normalizer.io/ignore"] = json!("true");
+    assert!(!selector_matches(selector, &labels));
+}
+
+#[test]
+fn match_conditions_render_only_when_set() {
+    for hook in webhooks(&render(&[])) {
+        assert!(hook["matchConditions"].is_null(), "{hook}");
+    }
+    let docs = render(&[
+        "webhook.matchConditions[0].name=not-dry-run",
+        "webhook.matchConditions[0].expression=!request.dryRun",
+    ]);
+    for hook in webhooks(&docs) {
+        assert_eq!(
+            hook["matchConditions"],
+            json!([{"name": "not-dry-run", "expression": "!request.dryRun"}])
+        );
+    }
+}
+
+#[test]
+fn webhook_configuration_annotations_keep_the_cert_manager_one() {
+    let docs = render(&["webhook.annotations.owner=platform"]);
+    assert_eq!(
+        webhook_config(&docs)["metadata"]["annotations"],
+        json!({"owner": "platform"})
+    );
+    let docs = render(&[
+        "webhook.annotations.owner=platform",
+        "certificates.mode=cert-manager",
+    ]);
+    let annotations = &webhook_config(&docs)["metadata"]["annotations"];
+    assert_eq!(annotations["owner"], "platform");
+    assert_eq!(
+        annotations["cert-manager.io/inject-ca-from"],
+        format!("{NAMESPACE}/{FULLNAME}-serving").as_str()
+    );
+}
+
+fn serve_args(docs: &[Value]) -> vmcp_normalizer::server::ServeArgs {
+    use clap::Parser as _;
+    use vmcp_normalizer::cli::{Cli, Command};
+    let argv = std::iter::once("vmcp-normalizer").chain(args(docs));
+    match Cli::try_parse_from(argv)
+        .expect("the server accepts the chart's arguments")
+        .command
+    {
+        Command::Serve(serve) => *serve,
+        other => panic!("not serve: {other:?}"),
+    }
+}
+
+#[test]
+fn container_ports_reach_the_server_the_pod_and_the_network_policy() {
+    // A file-certificate mode: the self-managed flags need the pod's namespace
+    // from the environment to parse.
+    let docs = render(&[
+        "containerPorts.webhook=10250",
+        "containerPorts.admin=10251",
+        "networkPolicy.enabled=true",
+        "certificates.mode=cert-manager",
+    ]);
+    let serve = serve_args(&docs);
+    assert_eq!(serve.listen, "0.0.0.0:10250".parse().unwrap());
+    assert_eq!(serve.admin_listen, "0.0.0.0:10251".parse().unwrap());
+    let ports = container(&docs)["ports"].as_array().unwrap();
+    let port =
+        |name: &str| ports.iter().find(|p| p["name"] == name).unwrap()["containerPort"].clone();
+    assert_eq!(port("https"), 10250);
+    assert_eq!(port("admin"), 10251);
+    // The Service and the probes follow by port name.
+    let service = one(&docs, "Service");
+    for p in service["spec"]["ports"].as_array().unwrap() {
+        assert!(p["targetPort"].is_string(), "{p}");
+    }
+    assert_eq!(
+        container(&docs)["readinessProbe"]["httpGet"]["port"],
+        "admin"
+    );
+    let mut np_ports: Vec<u64> = one(&docs, "NetworkPolicy")["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ports"][0]["port"].as_u64().unwrap())
+        .collect();
+    np_ports.sort_unstable();
+    assert_eq!(np_ports, [10250, 10251]);
+    // Defaults unchanged.
+    let serve = serve_args(&render(CERT_MANAGER));
+    assert_eq!(serve.listen, "0.0.0.0:8443".parse().unwrap());
+    assert_eq!(serve.admin_listen, "0.0.0.0:8080".parse().unwrap());
+}
+
+#[test]
+fn host_network_sets_the_dns_policy_that_keeps_cluster_dns() {
+    let pod = pod_spec(&render(&[])).clone();
+    assert!(pod["hostNetwork"].is_null() && pod["dnsPolicy"].is_null());
+    let docs = render(&["hostNetwork=true"]);
+    let pod = pod_spec(&docs);
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+}
+
+fn env_value<'a>(docs: &'a [Value], name: &str) -> Vec<&'a Value> {
+    container(docs)["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == name)
+        .map(|e| &e["value"])
+        .collect()
+}
+
+#[test]
+fn log_level_sets_rust_log_and_extra_env_wins() {
+    assert!(env_value(&render(&[]), "RUST_LOG").is_empty());
+    let docs = render(&["logLevel=debug"]);
+    assert_eq!(env_value(&docs, "RUST_LOG"), [&json!("debug")]);
+    // One RUST_LOG only, the one from extraEnv.
+    let docs = render(&[
+        "logLevel=debug",
+        "extraEnv[0].name=RUST_LOG",
+        "extraEnv[0].value=info\\,vmcp_normalizer=trace",
+    ]);
+    assert_eq!(
+        env_value(&docs, "RUST_LOG"),
+        [&json!("info,vmcp_normalizer=trace")]
+    );
+}
+
+#[test]
+fn common_labels_are_on_every_object_and_the_pods() {
+    let text_sets = ["commonLabels.team=platform", "commonLabels.cost-center=42"];
+    for mode in [&[][..], CERT_MANAGER] {
+        let mut sets = text_sets.to_vec();
+        sets.extend_from_slice(mode);
+        sets.extend(["networkPolicy.enabled=true", "serviceMonitor.enabled=true"]);
+        let docs = render_raw(
+            &sets
+                .iter()
+                .flat_map(|s| {
+                    // Label values are strings: 42 goes through --set-string.
+                    if s.ends_with("=42") {
+                        ["--set-string", s]
+                    } else {
+                        ["--set", s]
+                    }
+                })
+                .collect::<Vec<_>>(),
+        );
+        for doc in &docs {
+            let labels = &doc["metadata"]["labels"];
+            assert_eq!(labels["team"], "platform", "{}", doc["kind"]);
+            assert_eq!(labels["cost-center"], "42", "{}", doc["kind"]);
+            assert_eq!(labels["app.kubernetes.io/name"], "vmcp-normalizer");
+        }
+        let deployment = one(&docs, "Deployment");
+        assert_eq!(
+            deployment["spec"]["template"]["metadata"]["labels"]["team"],
+            "platform"
+        );
+        // Never in the selector, which is immutable.
+        assert!(deployment["spec"]["selector"]["matchLabels"]["team"].is_null());
+    }
+}
+
+#[test]
+fn image_registry_replaces_or_prefixes_the_repository_registry() {
+    let version = env!("CARGO_PKG_VERSION");
+    let image = |sets: &[&str]| {
+        container(&render(sets))["image"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        image(&["image.registry=mirror.example.com:5000"]),
+        format!("mirror.example.com:5000/vmcp-normalizer/vmcp-normalizer:{version}")
+    );
+    assert_eq!(
+        image(&[
+            "image.registry=mirror.example.com/ghcr",
+            "image.repository=team/normalizer"
+        ]),
+        format!("mirror.example.com/ghcr/team/normalizer:{version}")
+    );
+    assert_eq!(
+        image(&[
+            "image.registry=localhost:5000",
+            "image.repository=localhost/vmcp"
+        ]),
+        format!("localhost:5000/vmcp:{version}")
+    );
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let set = format!("image.digest={digest}");
+    assert_eq!(
+        image(&["image.registry=mirror.example.com", &set]),
+        format!("mirror.example.com/vmcp-normalizer/vmcp-normalizer@{digest}")
+    );
+}
+
+#[test]
+fn revision_history_limit_is_configurable() {
+    assert_eq!(
+        one(&render(&[]), "Deployment")["spec"]["revisionHistoryLimit"],
+        5
+    );
+    assert_eq!(
+        one(&render(&["revisionHistoryLimit=0"]), "Deployment")["spec"]["revisionHistoryLimit"],
+        0
+    );
+}
+
+/// Every example values file lints (also --strict) and renders.
+#[test]
+fn example_values_files_lint_and_render() {
+    let examples = chart_dir().join("examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("values-") && n.ends_with(".yaml"))
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "example values files: {files:?}");
+    let chart = chart_dir();
+    let chart = chart.to_str().unwrap();
+    for file in &files {
+        let file = file.to_str().unwrap();
+        for strict in [false, true] {
+            let mut args = vec!["lint", chart, "--namespace", NAMESPACE, "-f", file];
+            if strict {
+                args.push("--strict");
+            }
+            let out = run_helm(&args);
+            assert!(
+                out.status.success(),
+                "helm {args:?} failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let docs = render_raw(&["-f", file]);
+        assert!(
+            kinds(&docs).contains(&"MutatingWebhookConfiguration"),
+            "{file}"
+        );
+    }
 }
