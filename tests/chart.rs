@@ -1941,6 +1941,14 @@ fn image_registry_replaces_or_prefixes_the_repository_registry() {
         ]),
         format!("localhost:5000/vmcp:{version}")
     );
+    // A registry host with a port and no dot.
+    assert_eq!(
+        image(&[
+            "image.registry=mirror.example.com",
+            "image.repository=registry:5000/team/vmcp"
+        ]),
+        format!("mirror.example.com/team/vmcp:{version}")
+    );
     let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let set = format!("image.digest={digest}");
     assert_eq!(
