@@ -161,11 +161,11 @@ impl Api {
 
 /// The text of a `Warning: 299 - "text"` header (RFC 7234), as kubectl shows it.
 fn warning_text(header: &str) -> String {
-    let text = header
-        .strip_prefix("299 - ")
-        .unwrap_or(header)
-        .trim()
-        .trim_matches('"');
+    let text = header.strip_prefix("299 - ").unwrap_or(header).trim();
+    let text = text
+        .strip_prefix('"')
+        .and_then(|text| text.strip_suffix('"'))
+        .unwrap_or(text);
     text.replace("\\\"", "\"").replace("\\\\", "\\")
 }
 

@@ -20,6 +20,7 @@
 pub mod api;
 pub mod probe;
 pub mod selector;
+pub mod verdict;
 
 use std::fmt;
 use std::io::Write;
@@ -28,7 +29,7 @@ use serde_json::Value;
 
 use self::api::{Answer, Api, ApiError};
 use self::selector::{Labels, labels_of, unmatched};
-use crate::checksum::content_checksum;
+use self::verdict::Verdict;
 
 /// Exit status: both checks passed.
 pub const EXIT_OK: u8 = 0;
@@ -167,9 +168,9 @@ struct Setup {
 }
 
 impl Setup {
-    /// The webhook that handles CREATE of `resource` in `group`: `Ok(None)`
-    /// when no configuration was given, an error when the configuration
-    /// has none.
+    /// The webhook that handles CREATE of `resource` in `group`, with its
+    /// name: `None` when no configuration was given, `Some(None)` when the
+    /// configuration has none (that webhook is switched off).
     fn webhook(&self, group: &str, resource: &str) -> Option<Option<(&str, &Value)>> {
         let (_, configuration) = self.configuration.as_ref()?;
         let webhooks = configuration.get("webhooks").and_then(Value::as_array);
@@ -353,10 +354,6 @@ async fn check_configmap(api: &Api, setup: &Setup, out: &mut dyn Write) -> Resul
     };
     let namespace = &setup.namespace;
     let sent = probe::unordered_configmap(namespace, probe::DRY_RUN_CONFIGMAP);
-    let expected = probe::canonical_config(&sent).ok_or_else(|| Failure::WrongAnswer {
-        check,
-        detail: "internal error: the probe ConfigMap does not normalize".to_owned(),
-    })?;
     let answer = api
         .create(&configmaps(namespace), &sent, true)
         .await
@@ -369,41 +366,17 @@ async fn check_configmap(api: &Api, setup: &Setup, out: &mut dyn Write) -> Resul
                 error,
             )
         })?;
-    let got = probe::config_of(&answer.object);
-    if got == probe::config_of(&sent) {
-        return Err(setup.explain_unchanged(check, webhook, &sent, &answer.warnings));
-    }
-    if got != Some(expected.as_str()) {
-        return Err(Failure::WrongAnswer {
-            check,
-            detail: format!(
-                "config.yaml came back changed but not in canonical order (a different version of \
-                 vmcp-normalizer?):\n{}",
-                got.unwrap_or("<missing>")
-            ),
-        });
-    }
-    let checksum = content_checksum(&answer.object).map_err(|error| Failure::WrongAnswer {
-        check,
-        detail: format!("the answer has no checksum to compare: {error}"),
-    })?;
-    match probe::content_checksum_of(&answer.object) {
-        Some(got) if got == checksum => {}
-        got => {
-            return Err(Failure::WrongAnswer {
-                check,
-                detail: format!(
-                    "backends sorted, but content-checksum is {} instead of {checksum}",
-                    got.unwrap_or("<missing>")
-                ),
-            });
+    match verdict::configmap(&sent, &answer.object) {
+        Verdict::Normalized { checksum } => {
+            let _ = writeln!(
+                out,
+                "ok: ConfigMap: a dry-run create in {namespace} came back with its backends in name order and content-checksum {checksum}"
+            );
+            Ok(())
         }
+        Verdict::Unchanged => Err(setup.explain_unchanged(check, webhook, &sent, &answer.warnings)),
+        Verdict::Wrong(detail) => Err(Failure::WrongAnswer { check, detail }),
     }
-    let _ = writeln!(
-        out,
-        "ok: ConfigMap: a dry-run create in {namespace} came back with its backends in name order and content-checksum {checksum}"
-    );
-    Ok(())
 }
 
 async fn check_deployment(api: &Api, setup: &Setup, out: &mut dyn Write) -> Result<(), Failure> {
@@ -527,26 +500,18 @@ async fn dry_run_deployment(
                 error,
             )
         })?;
-    match probe::runconfig_checksum_of(&answer.object) {
-        Some(got) if got == expected => {
+    match verdict::deployment(stale, &expected, &answer.object) {
+        Verdict::Normalized { checksum } => {
             let _ = writeln!(
                 out,
-                "ok: Deployment: a dry-run create in {namespace} came back with runconfig-checksum {expected} \
+                "ok: Deployment: a dry-run create in {namespace} came back with runconfig-checksum {checksum} \
                  (the canonical checksum of ConfigMap {})",
                 probe::PROBE_CONFIGMAP
             );
             Ok(())
         }
-        Some(got) if got == stale => {
-            Err(setup.explain_unchanged(check, webhook, &sent, &answer.warnings))
-        }
-        got => Err(Failure::WrongAnswer {
-            check,
-            detail: format!(
-                "runconfig-checksum came back as {} instead of {expected}",
-                got.unwrap_or("<missing>")
-            ),
-        }),
+        Verdict::Unchanged => Err(setup.explain_unchanged(check, webhook, &sent, &answer.warnings)),
+        Verdict::Wrong(detail) => Err(Failure::WrongAnswer { check, detail }),
     }
 }
 
