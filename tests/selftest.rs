@@ -528,6 +528,61 @@ async fn without_the_configuration_name_a_failure_is_reported_not_explained() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_selector_that_excludes_the_probe_is_named() {
+    let cluster = Cluster::start().await;
+    cluster.edit_configuration(|configuration| {
+        configuration["webhooks"][0]["objectSelector"]["matchLabels"]["team"] = json!("a");
+    });
+    let run = cluster.selftest(WATCHED).await;
+    assert_fails(
+        &run,
+        4,
+        &[
+            "the objectSelector of webhook configmaps.",
+            "needs label team=a",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_that_never_answers_is_cut_off_at_the_timeout() {
+    let cluster = Cluster::start().await;
+    let collection = format!("/api/v1/namespaces/{WATCHED}/configmaps");
+    cluster.api.fail("POST", &collection, Fault::Hang);
+    let kubeconfig = cluster.kubeconfig.to_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let run = run_selftest(&[
+        "--kubeconfig",
+        &kubeconfig,
+        "--namespace",
+        WATCHED,
+        "--timeout",
+        "1s",
+    ])
+    .await;
+    assert_fails(
+        &run,
+        6,
+        &["cannot reach the API server", "no answer within 1s"],
+    );
+    // Loose: the point is that it does not wait for ever.
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_defaults_to_the_kubeconfig_context() {
+    let cluster = Cluster::start().await;
+    let kubeconfig = cluster.kubeconfig.to_str().unwrap().to_owned();
+    // The stand-in's kubeconfig names namespace `default`.
+    let run = run_selftest(&["--kubeconfig", &kubeconfig]).await;
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stdout.contains("namespace default"), "{run:#?}");
+    assert_eq!(cluster.posts("default", "configmaps"), [true, false]);
+    assert_eq!(cluster.posts("default", "deployments"), [true]);
+    cluster.assert_nothing_left();
+}
+
 #[tokio::test]
 async fn help_lists_every_exit_status() {
     let run = run_selftest(&["--help"]).await;
