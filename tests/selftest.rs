@@ -583,6 +583,37 @@ async fn the_namespace_defaults_to_the_kubeconfig_context() {
     cluster.assert_nothing_left();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_switched_off_skips_its_check() {
+    let cluster = Cluster::start().await;
+    // webhook.deployments.enabled=false: the configuration has one webhook.
+    cluster.edit_configuration(|configuration| {
+        configuration["webhooks"]
+            .as_array_mut()
+            .unwrap()
+            .truncate(1);
+    });
+    let run = cluster.selftest(WATCHED).await;
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stdout.contains("skip: Deployment"), "{run:#?}");
+    assert!(
+        run.stdout
+            .contains("PASS: the webhook normalizes vMCP ConfigMaps in namespace team-a"),
+        "{run:#?}"
+    );
+    // Nothing stored, not even for a moment.
+    assert_eq!(cluster.posts(WATCHED, "configmaps"), [true]);
+    assert!(cluster.posts(WATCHED, "deployments").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_that_is_not_a_name_is_refused_before_any_request() {
+    let cluster = Cluster::start().await;
+    let run = cluster.selftest("team-a/configmaps/x").await;
+    assert_fails(&run, 2, &["is not a namespace name"]);
+    assert!(cluster.api.requests().is_empty());
+}
+
 #[tokio::test]
 async fn help_lists_every_exit_status() {
     let run = run_selftest(&["--help"]).await;
