@@ -82,6 +82,8 @@ impl fmt::Display for Check {
 pub enum Failure {
     #[error("no API access: {0}")]
     NoApiAccess(String),
+    #[error("{0}")]
+    Usage(String),
     #[error(
         "{check}: the webhook {webhook} in MutatingWebhookConfiguration {configuration} has no caBundle yet, \
          so the API server cannot call it over TLS and lets writes through unnormalized. \
@@ -135,7 +137,7 @@ pub enum Failure {
 impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::NoApiAccess(_) => EXIT_USAGE,
+            Failure::NoApiAccess(_) | Failure::Usage(_) => EXIT_USAGE,
             Failure::NoCaBundle { .. } => EXIT_NO_CA_BUNDLE,
             Failure::NotCalled { .. } => EXIT_NOT_CALLED,
             Failure::Excluded { .. } => EXIT_EXCLUDED,
@@ -282,12 +284,32 @@ fn handles_create(webhook: &Value, group: &str, resource: &str) -> bool {
 
 /// Run both checks, writing one line per step to `out`.
 pub async fn run(api: &Api, options: &Options, out: &mut dyn Write) -> Result<(), Failure> {
+    // Both go into URL paths.
+    if !crate::normalize::is_dns_subdomain(&options.namespace) {
+        return Err(Failure::Usage(format!(
+            "--namespace {:?} is not a namespace name",
+            options.namespace
+        )));
+    }
+    if let Some(name) = &options.webhook_configuration
+        && !crate::normalize::is_dns_subdomain(name)
+    {
+        return Err(Failure::Usage(format!(
+            "--webhook-configuration {name:?} is not an object name"
+        )));
+    }
     let setup = read_setup(api, options, out).await?;
-    check_configmap(api, &setup, out).await?;
-    check_deployment(api, &setup, out).await?;
+    let mut passed = Vec::new();
+    if check_configmap(api, &setup, out).await? {
+        passed.push("ConfigMaps");
+    }
+    if check_deployment(api, &setup, out).await? {
+        passed.push("Deployments");
+    }
     let _ = writeln!(
         out,
-        "PASS: the webhook normalizes vMCP ConfigMaps and Deployments in namespace {}",
+        "PASS: the webhook normalizes vMCP {} in namespace {}",
+        passed.join(" and "),
         setup.namespace
     );
     Ok(())
@@ -339,7 +361,8 @@ async fn read_setup(api: &Api, options: &Options, out: &mut dyn Write) -> Result
     })
 }
 
-async fn check_configmap(api: &Api, setup: &Setup, out: &mut dyn Write) -> Result<(), Failure> {
+/// The ConfigMap check; `Ok(false)` when its webhook is switched off.
+async fn check_configmap(api: &Api, setup: &Setup, out: &mut dyn Write) -> Result<bool, Failure> {
     let check = Check::ConfigMap;
     let webhook = match setup.webhook("", "configmaps") {
         Some(None) => {
@@ -347,7 +370,7 @@ async fn check_configmap(api: &Api, setup: &Setup, out: &mut dyn Write) -> Resul
                 out,
                 "skip: ConfigMap: the webhook configuration has no webhook for configmaps (webhook.configMaps.enabled=false)"
             );
-            return Ok(());
+            return Ok(false);
         }
         Some(Some(webhook)) => Some(webhook),
         None => None,
@@ -372,14 +395,15 @@ async fn check_configmap(api: &Api, setup: &Setup, out: &mut dyn Write) -> Resul
                 out,
                 "ok: ConfigMap: a dry-run create in {namespace} came back with its backends in name order and content-checksum {checksum}"
             );
-            Ok(())
+            Ok(true)
         }
         Verdict::Unchanged => Err(setup.explain_unchanged(check, webhook, &sent, &answer.warnings)),
         Verdict::Wrong(detail) => Err(Failure::WrongAnswer { check, detail }),
     }
 }
 
-async fn check_deployment(api: &Api, setup: &Setup, out: &mut dyn Write) -> Result<(), Failure> {
+/// The Deployment check; `Ok(false)` when its webhook is switched off.
+async fn check_deployment(api: &Api, setup: &Setup, out: &mut dyn Write) -> Result<bool, Failure> {
     let check = Check::Deployment;
     let webhook = match setup.webhook("apps", "deployments") {
         Some(None) => {
@@ -387,7 +411,7 @@ async fn check_deployment(api: &Api, setup: &Setup, out: &mut dyn Write) -> Resu
                 out,
                 "skip: Deployment: the webhook configuration has no webhook for deployments (webhook.deployments.enabled=false)"
             );
-            return Ok(());
+            return Ok(false);
         }
         Some(Some(webhook)) => Some(webhook),
         None => None,
@@ -414,7 +438,7 @@ async fn check_deployment(api: &Api, setup: &Setup, out: &mut dyn Write) -> Resu
         .delete(&configmaps(namespace), probe::PROBE_CONFIGMAP, uid)
         .await;
     match (checked, removed) {
-        (checked, Ok(())) => checked,
+        (checked, Ok(())) => checked.map(|()| true),
         (checked, Err(error)) => {
             let _ = writeln!(
                 out,
@@ -423,7 +447,7 @@ async fn check_deployment(api: &Api, setup: &Setup, out: &mut dyn Write) -> Resu
                 probe::PROBE_CONFIGMAP,
                 probe::PROBE_CONFIGMAP
             );
-            checked.and(Err(api_failure(
+            checked.and(Err::<bool, _>(api_failure(
                 format!("delete ConfigMap {}", probe::PROBE_CONFIGMAP),
                 error,
             )))
