@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vmcp_normalizer::cli::{Cli, Command, run_normalize};
+use vmcp_normalizer::cli::{Cli, Command, run_normalize, run_selftest};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,5 +15,10 @@ fn main() -> ExitCode {
             &mut std::io::stderr().lock(),
         )),
         Command::Serve(args) => vmcp_normalizer::server::run_serve(*args),
+        Command::Selftest(args) => ExitCode::from(run_selftest(
+            &args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )),
     }
 }

@@ -71,12 +71,15 @@ fn run_helm(args: &[&str]) -> Output {
 
 fn template_args<'a>(namespace: &'a str, sets: &[&'a str]) -> Vec<String> {
     let chart = chart_dir().to_string_lossy().into_owned();
+    // What `helm install` applies: the `helm test` hooks are checked apart
+    // (see "the helm test hook" below).
     let mut args = vec![
         "template".to_owned(),
         RELEASE.to_owned(),
         chart,
         "--namespace".to_owned(),
         namespace.to_owned(),
+        "--skip-tests".to_owned(),
     ];
     for set in sets {
         args.push("--set".to_owned());
@@ -579,6 +582,8 @@ fn schema_rejects_mistyped_values_naming_them() {
         (&["--set", "webhok.failurePolicy=Fail"], "webhok"),
         (&["--set", "webhook.timeout=5"], "timeout"),
         (&["--set", "service.prot=8443"], "prot"),
+        (&["--set", "selftest.timout=5s"], "timout"),
+        (&["--set", "selftest.timeout=soon"], "selftest.timeout"),
         // A number given as a string.
         (
             &["--set-string", "webhook.timeoutSeconds=3"],
@@ -2005,6 +2010,294 @@ fn example_values_files_lint_and_render() {
         assert!(
             kinds(&docs).contains(&"MutatingWebhookConfiguration"),
             "{file}"
+        );
+    }
+}
+
+// ------------------------------------------------------ the helm test hook
+
+const SELFTEST: &str = "rel-vmcp-normalizer-selftest";
+const PROBE_CONFIGMAP: &str = "vmcp-normalizer-selftest-vmcp-config";
+
+/// The `helm test` objects `helm template` renders with `--set` arguments.
+fn render_tests(sets: &[&str]) -> Vec<Value> {
+    let mut args = template_args(NAMESPACE, sets);
+    args.retain(|arg| arg != "--skip-tests");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_helm(&args);
+    assert!(
+        out.status.success(),
+        "helm template {sets:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("helm output is UTF-8");
+    parse_docs(&text)
+        .into_iter()
+        .filter(|doc| !doc["metadata"]["annotations"]["helm.sh/hook"].is_null())
+        .collect()
+}
+
+fn render_tests_err(sets: &[&str]) -> String {
+    let mut args = template_args(NAMESPACE, sets);
+    args.retain(|arg| arg != "--skip-tests");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_helm(&args);
+    assert!(!out.status.success(), "helm template {sets:?} rendered");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn selftest_objects_are_test_hooks_removed_once_passed() {
+    let docs = render_tests(&[]);
+    let mut found = kinds(&docs);
+    found.sort_unstable();
+    assert_eq!(
+        found,
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Pod",
+            "Role",
+            "RoleBinding",
+            "ServiceAccount"
+        ]
+    );
+    for doc in &docs {
+        let annotations = &doc["metadata"]["annotations"];
+        assert_eq!(annotations["helm.sh/hook"], "test", "{}", doc["kind"]);
+        assert_eq!(
+            annotations["helm.sh/hook-delete-policy"], "before-hook-creation,hook-succeeded",
+            "{}",
+            doc["kind"]
+        );
+        assert_eq!(doc["metadata"]["name"], SELFTEST);
+        // Its own labels: the Service and the PDB select by these two, and
+        // must never select the test Pod.
+        let labels = &doc["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/component"], "selftest");
+        assert_ne!(labels["app.kubernetes.io/name"], "vmcp-normalizer");
+        // The RBAC exists before the Pod starts.
+        let weight: i32 = annotations["helm.sh/hook-weight"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if doc["kind"] == "Pod" {
+            assert_eq!(weight, 0);
+        } else {
+            assert!(weight < 0, "{}", doc["kind"]);
+        }
+    }
+    // The install manifests have no hooks (what `helm uninstall` removes).
+    let installed = render(&[]);
+    assert!(!kinds(&installed).contains(&"Pod"));
+}
+
+#[test]
+fn selftest_pod_runs_the_same_image_as_hardened_as_the_server() {
+    let installed = render(&[]);
+    let docs = render_tests(&[]);
+    let pod = one(&docs, "Pod");
+    let spec = &pod["spec"];
+    assert_eq!(pod["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(spec["restartPolicy"], "Never");
+    assert_eq!(spec["serviceAccountName"], SELFTEST);
+    assert_eq!(
+        spec["securityContext"],
+        pod_spec(&installed)["securityContext"]
+    );
+    let containers = spec["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    let test = &containers[0];
+    let server = container(&installed);
+    assert_eq!(test["image"], server["image"]);
+    assert_eq!(test["securityContext"], server["securityContext"]);
+    assert_eq!(
+        strings(&test["args"]),
+        [
+            "selftest",
+            "--namespace=default",
+            &format!("--webhook-configuration={FULLNAME}"),
+            "--timeout=10s"
+        ]
+    );
+    // The arguments parse as the binary parses them.
+    use clap::Parser as _;
+    let mut argv = vec!["vmcp-normalizer"];
+    argv.extend(strings(&test["args"]));
+    let cli = vmcp_normalizer::cli::Cli::try_parse_from(argv).expect("the args parse");
+    let vmcp_normalizer::cli::Command::Selftest(parsed) = cli.command else {
+        panic!("not selftest");
+    };
+    assert_eq!(parsed.namespace.as_deref(), Some("default"));
+    assert_eq!(parsed.webhook_configuration.as_deref(), Some(FULLNAME));
+    assert_eq!(parsed.timeout, std::time::Duration::from_secs(10));
+    // Its ServiceAccount never mounts a token elsewhere.
+    assert_eq!(
+        one(&docs, "ServiceAccount")["automountServiceAccountToken"],
+        false
+    );
+    assert_eq!(spec["automountServiceAccountToken"], true);
+}
+
+#[test]
+fn selftest_rbac_is_exactly_what_the_checks_need() {
+    let docs = render_tests(&["selftest.namespace=team-a"]);
+    assert_no_wildcards(&docs);
+    let mut expected = vec![
+        (
+            "ClusterRole".to_owned(),
+            json!({"apiGroups": ["admissionregistration.k8s.io"],
+                   "resources": ["mutatingwebhookconfigurations"],
+                   "resourceNames": [FULLNAME], "verbs": ["get"]}),
+        ),
+        (
+            "ClusterRole".to_owned(),
+            json!({"apiGroups": [""], "resources": ["namespaces"],
+                   "resourceNames": ["team-a"], "verbs": ["get"]}),
+        ),
+        // Dry-run creates need create; create cannot be limited by name.
+        (
+            "Role".to_owned(),
+            json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}),
+        ),
+        (
+            "Role".to_owned(),
+            json!({"apiGroups": [""], "resources": ["configmaps"],
+                   "resourceNames": [PROBE_CONFIGMAP], "verbs": ["delete"]}),
+        ),
+        (
+            "Role".to_owned(),
+            json!({"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create"]}),
+        ),
+    ];
+    expected.sort_by_key(|(k, r)| format!("{k}{r}"));
+    assert_eq!(rbac_rules(&docs), expected);
+    // The Role and its binding live in the test namespace; the subject is
+    // the test's own ServiceAccount, never the server's.
+    for kind in ["Role", "RoleBinding"] {
+        assert_eq!(one(&docs, kind)["metadata"]["namespace"], "team-a");
+    }
+    for kind in ["RoleBinding", "ClusterRoleBinding"] {
+        let binding = one(&docs, kind);
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": SELFTEST, "namespace": NAMESPACE}])
+        );
+        assert_eq!(binding["roleRef"]["name"], SELFTEST);
+    }
+    let pod = one(&docs, "Pod");
+    assert!(strings(&pod["spec"]["containers"][0]["args"]).contains(&"--namespace=team-a"));
+
+    // Without the Deployment webhook only the ConfigMap dry run remains.
+    let docs = render_tests(&["webhook.deployments.enabled=false"]);
+    let role_rules: Vec<Value> = rbac_rules(&docs)
+        .into_iter()
+        .filter(|(kind, _)| kind == "Role")
+        .map(|(_, rule)| rule)
+        .collect();
+    assert_eq!(
+        role_rules,
+        [json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]})]
+    );
+}
+
+#[test]
+fn selftest_can_be_switched_off() {
+    assert!(render_tests(&["selftest.enabled=false"]).is_empty());
+    assert_eq!(
+        kinds(&render(&["selftest.enabled=false"])),
+        kinds(&render(&[]))
+    );
+}
+
+#[test]
+fn selftest_namespace_must_be_one_the_webhook_watches() {
+    for namespace in [NAMESPACE, "kube-system", "kube-node-lease"] {
+        let err = render_tests_err(&[&format!("selftest.namespace={namespace}")]);
+        assert!(err.contains("is excluded from the webhook"), "{err}");
+    }
+    let err = render_tests_err(&[
+        "webhook.excludedNamespaces={team-a}",
+        "selftest.namespace=team-a",
+    ]);
+    assert!(
+        err.contains("\"team-a\" is excluded from the webhook"),
+        "{err}"
+    );
+    // The default namespace: excluded only when the chart is installed
+    // there, which must not fail the install; the test then explains itself.
+    let pod = |docs: &[Value]| {
+        strings(&one(docs, "Pod")["spec"]["containers"][0]["args"])
+            .iter()
+            .map(|arg| (*arg).to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        pod(&render_tests(&["selftest.namespace="])).contains(&"--namespace=default".to_owned())
+    );
+    let mut args = template_args("default", &[]);
+    args.retain(|arg| arg != "--skip-tests");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_helm(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// NOTES.txt as `helm install` prints it (client-side dry run: no cluster).
+fn notes(namespace: &str, sets: &[&str]) -> String {
+    let chart = chart_dir().to_string_lossy().into_owned();
+    let mut args = vec![
+        "install",
+        "--dry-run=client",
+        RELEASE,
+        &chart,
+        "--namespace",
+        namespace,
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let out = run_helm(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_once("NOTES:")
+        .expect("NOTES printed")
+        .1
+        .to_owned()
+}
+
+#[test]
+fn notes_and_readme_tell_users_to_run_helm_test() {
+    let text = notes(NAMESPACE, &[]);
+    assert!(
+        text.contains(&format!("helm test {RELEASE} -n {NAMESPACE}")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("logs {SELFTEST}")), "{text}");
+    assert!(!text.contains("NOTE: the webhook never sees"), "{text}");
+    // Installed in `default`, the default test namespace is excluded: said.
+    let text = notes("default", &[]);
+    assert!(
+        text.contains("NOTE: the webhook never sees namespace default"),
+        "{text}"
+    );
+    let text = notes(NAMESPACE, &["selftest.enabled=false"]);
+    assert!(!text.contains("helm test"), "{text}");
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
+    assert!(readme.contains("helm test vmcp-normalizer"));
+    // Every exit status of `selftest --help` is explained in the README.
+    for code in 1..=8 {
+        assert!(
+            readme.contains(&format!("| {code} |")),
+            "exit status {code} missing from the chart README"
         );
     }
 }

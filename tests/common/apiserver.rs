@@ -19,7 +19,18 @@
 //! namespaced and cluster-scoped kinds alike. Other methods get the
 //! apiserver's 405. To add a verb, add an arm to [`State::answer`]: the
 //! request body is already read and the store, resource versions and Status
-//! builders are there to use.
+//! builders are there to use. DELETE of an object honours a `uid`
+//! precondition (409 `Conflict` when it differs) and answers a `Success` Status.
+//!
+//! Mutating admission, as the apiserver does it for a create: every stored
+//! MutatingWebhookConfiguration webhook whose rules, namespaceSelector and
+//! objectSelector match is sent an `admission.k8s.io/v1` AdmissionReview
+//! (`dryRun: true` for `?dryRun=All`) over HTTPS at its `clientConfig.url`,
+//! trusting only its `caBundle`; its JSON patch is applied and its warnings
+//! come back as `Warning` headers. An empty caBundle, a webhook that cannot
+//! be reached or a bad answer is skipped under `failurePolicy: Ignore` (the
+//! object goes on unchanged) and is a 500 under `Fail`. A dry-run create is
+//! answered 201 with the admitted object and stores nothing.
 //!
 //! Shared by the tests (`mod common`) and the benchmark's standalone stand-in
 //! (`examples/apiserver-standin.rs`, which includes this file by path).
@@ -242,6 +253,7 @@ const KINDS: &[(&str, &str, bool)] = &[
         "mutatingwebhookconfigurations",
         false,
     ),
+    ("Namespace", "namespaces", false),
 ];
 
 /// Where the apiserver serves `object`: `/api/v1/...` for the core group,
@@ -520,6 +532,12 @@ impl State {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok());
+        // A create goes through mutating admission first, as in the apiserver.
+        if parts.method == Method::POST {
+            return self
+                .create_admitted(parts.uri.path(), parts.uri.query(), content_type, &body)
+                .await;
+        }
         self.answer(&parts.method, parts.uri.path(), content_type, &body)
     }
 
@@ -552,6 +570,7 @@ impl State {
                 Ok(body) => self.replace(path, &object, body),
                 Err(status) => json_response(&status),
             },
+            (&Method::DELETE, Some(_)) => self.delete(path, &object, body),
             _ => json_response(&status(
                 405,
                 "MethodNotAllowed",
@@ -745,3 +764,404 @@ fn tls_config() -> (String, Arc<rustls::ServerConfig>) {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     (ca_cert.pem(), Arc::new(config))
 }
+
+// ------------------------------------------------- DELETE and admission
+
+impl State {
+    /// DELETE of an object, with the `uid` precondition of DeleteOptions.
+    fn delete(&self, path: &str, object: &ResourceRef, body: &Bytes) -> Response {
+        let options: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let mut objects = self.objects();
+        let Some(stored) = objects.get(path) else {
+            return json_response(&not_found(object));
+        };
+        let stored_uid = stored
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        if let Some(uid) = options
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            && uid != stored_uid
+        {
+            return json_response(&status(
+                409,
+                "Conflict",
+                &format!(
+                    "Operation cannot be fulfilled on {} \"{}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {stored_uid}",
+                    object.qualified_resource(),
+                    object.name.as_deref().unwrap_or("")
+                ),
+                Some(object.details()),
+            ));
+        }
+        objects.remove(path);
+        let mut details = object.details();
+        details["uid"] = json!(stored_uid);
+        json_response_with(
+            StatusCode::OK,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                    "status": "Success", "details": details}),
+        )
+    }
+
+    /// POST to a collection: mutating admission, then create, or with
+    /// `?dryRun=All` the answer a create would give, storing nothing.
+    async fn create_admitted(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        content_type: Option<&str>,
+        body: &Bytes,
+    ) -> Response {
+        let Some(collection) = ResourceRef::parse(path).filter(|r| r.name.is_none()) else {
+            return self.answer(&Method::POST, path, content_type, body);
+        };
+        let mut object = match decode_body(content_type, body) {
+            Ok(object) => object,
+            Err(status) => return json_response(&status),
+        };
+        let dry_run = match query_value(query, "dryRun") {
+            None => false,
+            Some("All") => true,
+            Some(other) => {
+                return json_response(&bad_request(&format!(
+                    "dryRun: Unsupported value: \"{other}\": supported values: \"All\""
+                )));
+            }
+        };
+        // The apiserver sets the namespace from the URL before admission.
+        if let Some(namespace) = &collection.namespace
+            && object.pointer("/metadata/namespace").is_none()
+        {
+            object["metadata"]["namespace"] = json!(namespace);
+        }
+        let (object, warnings) = match self.admit(path, &collection, object, dry_run).await {
+            Ok(admitted) => admitted,
+            Err(status) => return json_response(&status),
+        };
+        let mut response = if dry_run {
+            self.dry_run_create(path, collection, object)
+        } else {
+            self.create(path, collection, object)
+        };
+        for warning in warnings {
+            let escaped = warning.replace('\\', "\\\\").replace('"', "\\\"");
+            if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+                response.headers_mut().append(header::WARNING, value);
+            }
+        }
+        response
+    }
+
+    /// What a create answers, without storing: 409 for a taken name, else
+    /// the object with the fields a create sets (but no resourceVersion).
+    fn dry_run_create(&self, collection: &str, object: ResourceRef, mut body: Value) -> Response {
+        let Some(name) = body.pointer("/metadata/name").and_then(Value::as_str) else {
+            return json_response(&status(
+                422,
+                "Invalid",
+                "metadata.name: Required value: name or generateName is required",
+                None,
+            ));
+        };
+        let path = format!("{collection}/{name}");
+        if self.objects().contains_key(&path) {
+            let mut taken = object;
+            taken.name = Some(name.to_owned());
+            return json_response(&already_exists(&taken));
+        }
+        self.stamp(&mut body);
+        if let Some(metadata) = body["metadata"].as_object_mut() {
+            metadata.remove("resourceVersion");
+        }
+        json_response_with(StatusCode::CREATED, &body)
+    }
+
+    /// Call every matching webhook in turn (configurations in name order, as
+    /// the apiserver does); the admitted object and the warnings.
+    async fn admit(
+        &self,
+        path: &str,
+        collection: &ResourceRef,
+        mut object: Value,
+        dry_run: bool,
+    ) -> Result<(Value, Vec<String>), Value> {
+        let configurations: Vec<Value> = self
+            .objects()
+            .iter()
+            .filter(|(key, _)| key.starts_with(WEBHOOK_CONFIGURATIONS))
+            .map(|(_, configuration)| configuration.clone())
+            .collect();
+        let namespace_labels = collection
+            .namespace
+            .as_deref()
+            .map(|namespace| self.namespace_labels(namespace));
+        let mut warnings = Vec::new();
+        for configuration in &configurations {
+            let webhooks = configuration["webhooks"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for webhook in &webhooks {
+                if !rules_match(webhook, path, &collection.resource)
+                    || namespace_labels
+                        .as_ref()
+                        .is_some_and(|labels| !selects(&webhook["namespaceSelector"], labels))
+                    || !selects(&webhook["objectSelector"], &object["metadata"]["labels"])
+                {
+                    continue;
+                }
+                match call_webhook(webhook, path, &object, dry_run).await {
+                    Ok(Admitted::Allowed {
+                        patch,
+                        warnings: more,
+                    }) => {
+                        warnings.extend(more);
+                        if let Some(patch) = patch
+                            && let Err(error) = json_patch::patch(&mut object, &patch)
+                        {
+                            return Err(internal_error(&format!(
+                                "the patch of webhook {} does not apply: {error}",
+                                webhook["name"]
+                            )));
+                        }
+                    }
+                    Ok(Admitted::Denied(message)) => {
+                        return Err(status(
+                            400,
+                            "BadRequest",
+                            &format!(
+                                "admission webhook {} denied the request: {message}",
+                                webhook["name"]
+                            ),
+                            None,
+                        ));
+                    }
+                    // failurePolicy defaults to Fail in admissionregistration/v1.
+                    Err(error) if webhook["failurePolicy"] == "Ignore" => {
+                        let _ = error; // the apiserver only logs it
+                    }
+                    Err(error) => {
+                        return Err(internal_error(&format!(
+                            "failed calling webhook {}: {error}",
+                            webhook["name"]
+                        )));
+                    }
+                }
+            }
+        }
+        Ok((object, warnings))
+    }
+
+    /// A namespace's labels, with the one the apiserver always sets.
+    fn namespace_labels(&self, namespace: &str) -> Value {
+        let mut labels = self
+            .objects()
+            .get(&format!("/api/v1/namespaces/{namespace}"))
+            .and_then(|stored| stored.pointer("/metadata/labels").cloned())
+            .unwrap_or_else(|| json!({}));
+        labels["kubernetes.io/metadata.name"] = json!(namespace);
+        labels
+    }
+}
+
+const WEBHOOK_CONFIGURATIONS: &str =
+    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/";
+
+/// The value of `name` in a query string (no percent-decoding: the values
+/// the stand-in reads never need it).
+fn query_value<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// (group, version) of an API path: `/api/v1/...` or `/apis/g/v/...`.
+fn group_version(path: &str) -> (String, String) {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api", version, ..] => (String::new(), (*version).to_owned()),
+        ["apis", group, version, ..] => ((*group).to_owned(), (*version).to_owned()),
+        _ => (String::new(), String::new()),
+    }
+}
+
+/// Whether a webhook's rules cover CREATE of `resource` at `path`.
+fn rules_match(webhook: &Value, path: &str, resource: &str) -> bool {
+    let (group, version) = group_version(path);
+    let has = |rule: &Value, field: &str, want: &str| {
+        rule[field].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|item| item == "*" || item.as_str() == Some(want))
+        })
+    };
+    webhook["rules"].as_array().is_some_and(|rules| {
+        rules.iter().any(|rule| {
+            has(rule, "operations", "CREATE")
+                && has(rule, "apiGroups", &group)
+                && has(rule, "apiVersions", &version)
+                && has(rule, "resources", resource)
+        })
+    })
+}
+
+/// A label selector against a `metadata.labels` map, as the apiserver reads it.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let label = |key: &str| labels.get(key).and_then(Value::as_str);
+    let match_labels = selector["matchLabels"].as_object();
+    if match_labels.is_some_and(|wanted| {
+        wanted
+            .iter()
+            .any(|(key, value)| label(key) != value.as_str())
+    }) {
+        return false;
+    }
+    let expressions = selector["matchExpressions"].as_array();
+    expressions.into_iter().flatten().all(|expression| {
+        let key = expression["key"].as_str().unwrap_or("");
+        let values = expression["values"].as_array();
+        let listed = |value: &str| values.is_some_and(|values| values.iter().any(|v| v == value));
+        match expression["operator"].as_str() {
+            Some("In") => label(key).is_some_and(listed),
+            Some("NotIn") => !label(key).is_some_and(listed),
+            Some("Exists") => label(key).is_some(),
+            Some("DoesNotExist") => label(key).is_none(),
+            _ => false,
+        }
+    })
+}
+
+/// A webhook's verdict.
+enum Admitted {
+    Allowed {
+        patch: Option<json_patch::Patch>,
+        warnings: Vec<String>,
+    },
+    Denied(String),
+}
+
+/// Send `object` to the webhook as the apiserver does; an error is a call
+/// that failed (and falls under the failurePolicy).
+async fn call_webhook(
+    webhook: &Value,
+    path: &str,
+    object: &Value,
+    dry_run: bool,
+) -> Result<Admitted, String> {
+    use base64::engine::general_purpose::STANDARD;
+    let ca_bundle = webhook["clientConfig"]["caBundle"].as_str().unwrap_or("");
+    if ca_bundle.is_empty() {
+        // The apiserver then trusts the system roots, which did not sign
+        // a test certificate.
+        return Err(
+            "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+                .to_owned(),
+        );
+    }
+    let Some(url) = webhook["clientConfig"]["url"].as_str() else {
+        return Err("the stand-in calls webhooks by clientConfig.url only".to_owned());
+    };
+    let ca_pem = STANDARD.decode(ca_bundle).map_err(|e| e.to_string())?;
+    let ca = reqwest::Certificate::from_pem(&ca_pem).map_err(|e| e.to_string())?;
+    let timeout = Duration::from_secs(webhook["timeoutSeconds"].as_u64().unwrap_or(10));
+    let mut client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(timeout);
+    // `localhost` is the test certificate's name; reach it on IPv4 loopback.
+    if let Some(port) = url
+        .strip_prefix("https://localhost:")
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .and_then(|port| port.parse::<u16>().ok())
+    {
+        client = client.resolve("localhost", SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let client = client.build().map_err(|e| e.to_string())?;
+
+    let (group, version) = group_version(path);
+    let resource = ResourceRef::parse(path)
+        .map(|r| r.resource)
+        .unwrap_or_default();
+    let kind = json!({"group": group, "version": version, "kind": object["kind"]});
+    let gvr = json!({"group": group, "version": version, "resource": resource});
+    let mut options = json!({"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"});
+    if dry_run {
+        options["dryRun"] = json!(["All"]);
+    }
+    let uid = format!(
+        "5f0c8a7e-0000-4000-8000-{:012}",
+        REVIEWS.fetch_add(1, Ordering::Relaxed)
+    );
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": kind,
+            "resource": gvr,
+            "requestKind": kind,
+            "requestResource": gvr,
+            "name": object["metadata"]["name"],
+            "namespace": object["metadata"]["namespace"],
+            "operation": "CREATE",
+            "userInfo": {"username": USER, "groups": ["system:serviceaccounts", "system:authenticated"]},
+            "object": object,
+            "oldObject": null,
+            "dryRun": dry_run,
+            "options": options,
+        }
+    });
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let response = client
+        .post(format!("{url}{separator}timeout={}s", timeout.as_secs()))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&review).map_err(|e| e.to_string())?)
+        .send()
+        .await
+        .map_err(|e| format!("Post \"{url}\": {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "the server responded with HTTP {}",
+            response.status()
+        ));
+    }
+    let answer: Value = response.json().await.map_err(|e| e.to_string())?;
+    let response = &answer["response"];
+    if response["uid"] != uid.as_str() {
+        return Err(format!(
+            "expected response.uid={uid:?}, got {}",
+            response["uid"]
+        ));
+    }
+    let warnings = response["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if response["allowed"] != true {
+        let message = response["status"]["message"].as_str().unwrap_or("");
+        return Ok(Admitted::Denied(message.to_owned()));
+    }
+    let patch = match response["patch"].as_str() {
+        None => None,
+        Some(patch) => {
+            if response["patchType"] != "JSONPatch" {
+                return Err("patch without patchType JSONPatch".to_owned());
+            }
+            let bytes = STANDARD.decode(patch).map_err(|e| e.to_string())?;
+            Some(serde_json::from_slice(&bytes).map_err(|e| e.to_string())?)
+        }
+    };
+    Ok(Admitted::Allowed { patch, warnings })
+}
+
+/// Review uids, unique within the process.
+static REVIEWS: AtomicU64 = AtomicU64::new(1);

@@ -130,3 +130,33 @@ image.repository (its first path element when that contains "." or ":" or is
 {{- end }}
 {{- toJson (uniq $ns) }}
 {{- end }}
+
+{{/*
+Labels of the `helm test` objects. Not the selector labels: the Service and
+the PodDisruptionBudget must never select the test Pod.
+*/}}
+{{- define "vmcp-normalizer.selftestLabels" -}}
+helm.sh/chart: {{ include "vmcp-normalizer.chart" . }}
+app.kubernetes.io/name: {{ printf "%s-selftest" (include "vmcp-normalizer.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: selftest
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* A `helm test` hook of the given weight, removed before the next run and once it passed. */}}
+{{- define "vmcp-normalizer.selftestHook" -}}
+helm.sh/hook: test
+helm.sh/hook-weight: {{ . | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end }}
+
+{{/* The namespace `helm test` writes its probes in: selftest.namespace, or `default`. */}}
+{{- define "vmcp-normalizer.selftestNamespace" -}}
+{{- default "default" .Values.selftest.namespace | toString }}
+{{- end }}
+
+{{/* "true" when the webhook never sees the selftest namespace. */}}
+{{- define "vmcp-normalizer.selftestNamespaceExcluded" -}}
+{{- if has (include "vmcp-normalizer.selftestNamespace" .) (fromJsonArray (include "vmcp-normalizer.excludedNamespaces" .)) }}true{{ end }}
+{{- end }}
