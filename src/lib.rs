@@ -14,3 +14,4 @@ pub mod normalize;
 pub mod recognize;
 pub mod server;
 pub mod splice;
+pub mod version;

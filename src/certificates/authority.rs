@@ -66,6 +66,15 @@ pub enum IssueReason {
 }
 
 impl IssueReason {
+    /// Every [`IssueReason::as_str`], for the metrics to start at zero.
+    pub const LABELS: [&'static str; 5] = [
+        "missing",
+        "unreadable",
+        "ca_expiring",
+        "leaf_expiring",
+        "names_changed",
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             IssueReason::Missing => "missing",
