@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vmcp_normalizer::cli::{Cli, Command, run_normalize};
+use vmcp_normalizer::cli::{Cli, Command, run_completions, run_dev_certificates, run_normalize};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,5 +15,14 @@ fn main() -> ExitCode {
             &mut std::io::stderr().lock(),
         )),
         Command::Serve(args) => vmcp_normalizer::server::run_serve(*args),
+        Command::DevCertificates(args) => ExitCode::from(run_dev_certificates(
+            &args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )),
+        Command::Completions(args) => {
+            run_completions(&args, &mut std::io::stdout().lock());
+            ExitCode::SUCCESS
+        }
     }
 }

@@ -155,6 +155,15 @@ pub fn decide(
     })
 }
 
+/// A new CA and a leaf it signs for `names`, valid from `now`.
+pub fn issue(
+    names: &[String],
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> Result<CertificateSet, AuthorityError> {
+    new_authority(names, now, policy, &[])
+}
+
 /// A new CA and a leaf it signs; `older` CAs (PEM) stay in the bundle.
 fn new_authority(
     names: &[String],
