@@ -431,6 +431,12 @@ impl Admission {
             metrics.patches.get_or_create(&KindLabels { kind }).inc();
         }
         if let Decision::Refused { reason } = verdict.decision {
+            // A reason missing from the list would appear only with its
+            // first event, invisible to alerts until then.
+            debug_assert!(
+                crate::metrics::refusal_reasons().contains(&reason),
+                "refusal reason {reason} is not in metrics::refusal_reasons"
+            );
             metrics
                 .refusals
                 .get_or_create(&ReasonLabels { reason })
