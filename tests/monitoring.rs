@@ -262,6 +262,30 @@ fn assert_metrics_exist(exprs: &[String], what: &str) {
 // ---------------------------------------------------------------- tests
 
 #[test]
+fn helm_lint_strict_passes_with_monitoring_on() {
+    let chart = manifest_dir().join("charts").join("vmcp-normalizer");
+    let out = Command::new(helm())
+        .args(["lint", "--strict"])
+        .arg(&chart)
+        .args([
+            "--set",
+            "prometheusRule.enabled=true",
+            "--set",
+            "grafanaDashboard.enabled=true",
+            "--set",
+            "serviceMonitor.enabled=true",
+        ])
+        .output()
+        .expect("run helm lint");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn monitoring_is_off_by_default() {
     let docs = render(&[]);
     assert!(find(&docs, "PrometheusRule").is_empty());
