@@ -20,9 +20,14 @@ fn main() -> ExitCode {
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
         )),
-        Command::Completions(args) => {
-            run_completions(&args, &mut std::io::stdout().lock());
-            ExitCode::SUCCESS
-        }
+        Command::Completions(args) => match run_completions(&args, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            // The reader stopped early (`| head`): nothing to say.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+            Err(error) => {
+                eprintln!("error: cannot write the completions: {error}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

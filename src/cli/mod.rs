@@ -77,10 +77,14 @@ pub fn run_dev_certificates(
     }
 }
 
-/// `completions SHELL`: the script on `out`.
-pub fn run_completions(args: &CompletionsArgs, out: &mut dyn Write) {
+/// `completions SHELL`: the script on `out`. Generated into memory first:
+/// clap_complete panics when its writer fails (a closed pipe, a full disk).
+pub fn run_completions(args: &CompletionsArgs, out: &mut dyn Write) -> std::io::Result<()> {
     let mut command = <Cli as clap::CommandFactory>::command();
-    clap_complete::generate(args.shell, &mut command, "vmcp-normalizer", out);
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "vmcp-normalizer", &mut script);
+    out.write_all(&script)?;
+    out.flush()
 }
 
 #[cfg(test)]
@@ -108,7 +112,7 @@ mod tests {
                 panic!("{shell}: not the completions command");
             };
             let mut script = Vec::new();
-            run_completions(&args, &mut script);
+            run_completions(&args, &mut script).unwrap();
             let script = String::from_utf8(script).unwrap();
             for word in [
                 "normalize",
@@ -121,5 +125,24 @@ mod tests {
             }
         }
         assert!(Cli::try_parse_from(["vmcp-normalizer", "completions", "tcsh"]).is_err());
+    }
+
+    /// A reader that went away (`| head`) is an error to return, not a panic.
+    #[test]
+    fn completions_report_a_failed_write() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let args = CompletionsArgs {
+            shell: clap_complete::Shell::Bash,
+        };
+        let error = run_completions(&args, &mut Closed).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe);
     }
 }
