@@ -25,8 +25,8 @@ SCENARIOS=("$@")
 
 command -v h2load >/dev/null || { echo "h2load not found: apt-get install -y nghttp2-client" >&2; exit 1; }
 
-cargo build --release --quiet --bin vmcp-normalizer --example dev-certs --example bench-reviews
-target/release/examples/dev-certs "$OUT/certs" >/dev/null
+cargo build --release --quiet --bin vmcp-normalizer --example bench-reviews
+target/release/vmcp-normalizer dev-certificates "$OUT/certs" >/dev/null
 target/release/examples/bench-reviews "$OUT" >/dev/null
 CA=$OUT/certs/ca.crt
 URL="https://127.0.0.1:$PORT/mutate?timeout=10s"

@@ -25,8 +25,8 @@ OUT=${OUT:-$(mktemp -d)}
 command -v h2load >/dev/null || { echo "h2load not found: apt-get install -y nghttp2-client" >&2; exit 1; }
 
 cargo build --release --quiet --bin vmcp-normalizer \
-    --example dev-certs --example bench-reviews --example apiserver-standin
-target/release/examples/dev-certs "$OUT/certs" >/dev/null
+    --example bench-reviews --example apiserver-standin
+target/release/vmcp-normalizer dev-certificates "$OUT/certs" >/dev/null
 target/release/examples/bench-reviews "$OUT" >/dev/null
 
 target/release/examples/apiserver-standin "$OUT" "$API_PORT" >"$OUT/standin.log" 2>&1 &

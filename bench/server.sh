@@ -32,8 +32,10 @@ if [ -z "${BINARY:-}" ]; then
     cargo build --release --quiet --bin vmcp-normalizer
     BINARY=target/release/vmcp-normalizer
 fi
-cargo build --release --quiet --example dev-certs --example bench-reviews
-target/release/examples/dev-certs "$OUT/certs" >/dev/null
+# This checkout's binary makes the certificate: another BINARY may predate
+# its dev-certificates command.
+cargo build --release --quiet --bin vmcp-normalizer --example bench-reviews
+target/release/vmcp-normalizer dev-certificates "$OUT/certs" >/dev/null
 target/release/examples/bench-reviews "$OUT" >/dev/null
 
 "$BINARY" serve \

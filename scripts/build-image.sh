@@ -49,7 +49,8 @@ done
 
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)"
 [ -n "$version" ] || { echo "error: no version in Cargo.toml" >&2; exit 1; }
-binary="$(scripts/build-binary.sh)"
+# The revision the binary reports (--version, build_info) is the label's.
+binary="$(VMCP_NORMALIZER_REVISION="$REVISION" scripts/build-binary.sh)"
 arch="$(basename "$(dirname "$binary")")"
 arch="${arch#linux-}"
 

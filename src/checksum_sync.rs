@@ -20,7 +20,8 @@ use crate::log_field::capped;
 use crate::lookup::{ApiAccessError, ClientConfig, ConfigMapLookup, MAX_LOOKUP_TIME};
 use crate::metrics::Metrics;
 use crate::normalize::{
-    ChecksumSource, ChecksumSync, Unsynced, is_dns_subdomain, sync_runconfig_checksum,
+    ChecksumSource, ChecksumSync, Unsynced, UnsyncedReason, is_dns_subdomain,
+    sync_runconfig_checksum,
 };
 
 /// Time kept back from the admission deadline for normalizing the ConfigMap
@@ -30,6 +31,9 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(50);
 /// ConfigMaps larger than this are normalized on the blocking pool, so a big
 /// document does not stall a runtime worker (as for ConfigMap reviews).
 const INLINE_CONFIGMAP_BYTES: usize = 64 * 1024;
+
+/// The refusal reason when the server has no Kubernetes API access.
+pub const NOT_CONFIGURED: &str = "lookup_not_configured";
 
 /// The [`DeploymentMutator`] of the server.
 pub struct RunconfigChecksumSync {
@@ -97,7 +101,7 @@ impl RunconfigChecksumSync {
             return not_synced(
                 &review,
                 configmap,
-                "lookup_not_configured",
+                NOT_CONFIGURED,
                 "no Kubernetes API access",
                 "no Kubernetes API access is configured",
             );
@@ -107,7 +111,7 @@ impl RunconfigChecksumSync {
             return not_synced(
                 &review,
                 configmap,
-                "malformed_deployment",
+                UnsyncedReason::MalformedObject.as_str(),
                 "no namespace",
                 &format!("namespace {namespace:?} is not a namespace name"),
             );

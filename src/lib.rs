@@ -15,3 +15,4 @@ pub mod recognize;
 pub mod selftest;
 pub mod server;
 pub mod splice;
+pub mod version;

@@ -45,6 +45,26 @@ pub enum LookupError {
 }
 
 impl LookupError {
+    /// Every [`LookupError::metric_label`], for the metrics to start at zero.
+    pub const METRIC_LABELS: [&'static str; 6] = [
+        "not_found",
+        "forbidden",
+        "timeout",
+        "unavailable",
+        "rejected",
+        "invalid",
+    ];
+
+    /// Every [`LookupError::refusal_reason`].
+    pub const REFUSAL_REASONS: [&'static str; 6] = [
+        "lookup_not_found",
+        "lookup_forbidden",
+        "lookup_timeout",
+        "lookup_unavailable",
+        "lookup_rejected",
+        "lookup_invalid",
+    ];
+
     /// Stable, low-cardinality label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vmcp_normalizer::cli::{Cli, Command, run_normalize, run_selftest};
+use vmcp_normalizer::cli::{
+    Cli, Command, run_completions, run_dev_certificates, run_normalize, run_selftest,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,5 +22,19 @@ fn main() -> ExitCode {
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
         )),
+        Command::DevCertificates(args) => ExitCode::from(run_dev_certificates(
+            &args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )),
+        Command::Completions(args) => match run_completions(&args, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            // The reader stopped early (`| head`): nothing to say.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+            Err(error) => {
+                eprintln!("error: cannot write the completions: {error}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

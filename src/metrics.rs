@@ -2,14 +2,33 @@
 //! admission path, the certificate reloader and the admin endpoint.
 //!
 //! Every label value is a `&'static str` chosen by this crate, so a caller can
-//! never blow up the series count with request data.
+//! never blow up the series count with request data. Every label value the
+//! crate can count under is exported at zero from the start, so `rate()` and
+//! alerts see a series before its first event.
+//!
+//! Label names: `outcome` is what came of something (every outcome is one
+//! series), `reason` says why something happened that has no other outcome
+//! (a refusal, a certificate issued), `code` is an HTTP status.
+//!
+//! Besides the `vmcp_normalizer_` metrics, the conventional `process_*`
+//! metrics are read from `/proc/self` on each scrape ([`process`]).
+
+mod process;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+
+use crate::admission::{KIND_LABELS, reachable_admission_labels};
+use crate::certificates::authority::IssueReason;
+use crate::certificates::self_managed::SelfManagedError;
+use crate::lookup::LookupError;
+use crate::normalize::{RefusalReason, UnsyncedReason};
+use crate::server::PORT_LABELS;
+use crate::server::limits::Shed;
 
 /// Latency buckets in seconds: from 100 µs (a ConfigMap that needs no change)
 /// up to 10 s (the apiserver's default webhook timeout).
@@ -36,8 +55,8 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabels {
-    pub status: &'static str,
+pub struct CodeLabels {
+    pub code: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,22 +70,55 @@ pub struct PortLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    pub result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+    pub revision: &'static str,
+}
+
+/// The HTTP statuses the webhook port answers errors with; anything else is
+/// counted as `other`.
+const ERROR_CODES: [&str; 9] = [
+    "400", "404", "405", "408", "413", "415", "500", "503", "other",
+];
+
+/// Outcomes of a certificate reload.
+const RELOAD_OUTCOMES: [&str; 2] = ["ok", "failed"];
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Create the series of each label set, at zero.
+fn start_at_zero<L, M, C>(family: &Family<L, M, C>, labels: impl IntoIterator<Item = L>)
+where
+    L: Clone + std::hash::Hash + Eq,
+    C: MetricConstructor<M>,
+{
+    for labels in labels {
+        drop(family.get_or_create(&labels));
+    }
+}
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
-/// All metrics of the process, registered under the `vmcp_normalizer_` prefix.
+/// Every reason a vMCP object can be left unchanged: the normalizer's, the
+/// Deployment checksum sync's, the lookup's, and the admission path's own.
+pub fn refusal_reasons() -> Vec<&'static str> {
+    let mut reasons: Vec<&'static str> = RefusalReason::ALL.iter().map(|r| r.as_str()).collect();
+    reasons.extend(UnsyncedReason::ALL.iter().map(|r| r.as_str()));
+    reasons.extend(LookupError::REFUSAL_REASONS);
+    reasons.push(crate::checksum_sync::NOT_CONFIGURED);
+    reasons.push(crate::admission::TOO_LARGE);
+    reasons
+}
+
+/// All metrics of the process: the webhook's under the `vmcp_normalizer_`
+/// prefix, and the process collector's `process_*`.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -79,18 +131,18 @@ pub struct Metrics {
     /// vMCP objects left unchanged because the normalizer could not prove a
     /// rewrite safe, by reason.
     pub refusals: Family<ReasonLabels, Counter>,
-    /// Requests on the webhook port answered with an HTTP error, by status.
-    pub http_rejections: Family<StatusLabels, Counter>,
+    /// Requests on the webhook port answered with an HTTP error, by code.
+    pub http_rejections: Family<CodeLabels, Counter>,
     /// Reviews answered 503 at once because a budget was spent, by limit
     /// (`in_flight` or `body_bytes`).
     pub requests_shed: Family<LimitLabels, Counter>,
     /// Connections closed on accept because the port had its most open, by
     /// port (`webhook` or `admin`).
     pub connections_refused: Family<PortLabels, Counter>,
-    /// Certificate reload attempts that found new files, by result (ok/failed).
-    pub cert_reloads: Family<ResultLabels, Counter>,
+    /// Certificate reloads after the files changed, by outcome (ok/failed).
+    pub certificate_reloads: Family<OutcomeLabels, Counter>,
     /// Not-after time of the certificate being served, as a Unix timestamp.
-    pub cert_not_after: Gauge,
+    pub certificate_not_after: Gauge,
     /// Live ConfigMap reads for Deployment reviews, by outcome (`ok` or a
     /// `LookupError::metric_label`).
     pub configmap_lookups: Family<OutcomeLabels, Counter>,
@@ -100,7 +152,7 @@ pub struct Metrics {
     /// metric label).
     pub certificate_store_rounds: Family<OutcomeLabels, Counter>,
     /// Self-managed certificates this replica issued, by reason.
-    pub certificates_issued: Family<ReasonLabels, Counter>,
+    pub certificate_issuances: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -111,8 +163,25 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("vmcp_normalizer");
+        let mut root = Registry::default();
+        // Unprefixed: the process metrics keep their conventional names.
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("vmcp_normalizer");
+
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: crate::version::VERSION,
+                revision: crate::version::REVISION,
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "The version and git revision of the running binary (always 1)",
+            build_info,
+        );
         let admissions = Family::<AdmissionLabels, Counter>::default();
+        start_at_zero(&admissions, reachable_admission_labels());
         registry.register(
             "admission_requests",
             "Admission reviews answered, by kind, operation and outcome",
@@ -120,6 +189,10 @@ impl Metrics {
         );
         let admission_duration: HistogramFamily<KindLabels> =
             Family::new_with_constructor(latency_histogram);
+        start_at_zero(
+            &admission_duration,
+            KIND_LABELS.map(|kind| KindLabels { kind }),
+        );
         registry.register_with_unit(
             "admission_duration",
             "Time to decide and encode one admission review",
@@ -127,48 +200,82 @@ impl Metrics {
             admission_duration.clone(),
         );
         let patches = Family::<KindLabels, Counter>::default();
+        start_at_zero(
+            &patches,
+            ["ConfigMap", "Deployment"].map(|kind| KindLabels { kind }),
+        );
         registry.register(
             "patches",
             "Admission responses that carried a JSON patch",
             patches.clone(),
         );
         let refusals = Family::<ReasonLabels, Counter>::default();
+        start_at_zero(
+            &refusals,
+            refusal_reasons()
+                .into_iter()
+                .map(|reason| ReasonLabels { reason }),
+        );
         registry.register(
             "normalizations_refused",
-            "vMCP objects left unchanged because a rewrite could not be proven safe",
+            "vMCP objects left unchanged because a rewrite could not be proven safe, by reason",
             refusals.clone(),
         );
-        let http_rejections = Family::<StatusLabels, Counter>::default();
+        let http_rejections = Family::<CodeLabels, Counter>::default();
+        start_at_zero(
+            &http_rejections,
+            ERROR_CODES.map(|code| CodeLabels { code }),
+        );
         registry.register(
             "http_rejections",
-            "Webhook requests answered with an HTTP error status",
+            "Webhook requests answered with an HTTP error, by status code",
             http_rejections.clone(),
         );
         let requests_shed = Family::<LimitLabels, Counter>::default();
+        start_at_zero(
+            &requests_shed,
+            Shed::ALL.map(|shed| LimitLabels {
+                limit: shed.as_str(),
+            }),
+        );
         registry.register(
             "requests_shed",
             "Reviews answered 503 at once because the in-flight or body-bytes budget was spent",
             requests_shed.clone(),
         );
         let connections_refused = Family::<PortLabels, Counter>::default();
+        start_at_zero(
+            &connections_refused,
+            PORT_LABELS.map(|port| PortLabels { port }),
+        );
         registry.register(
             "connections_refused",
             "Connections closed on accept because the port had its most open",
             connections_refused.clone(),
         );
-        let cert_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "cert_reloads",
-            "Serving certificate reloads after the files changed, by result",
-            cert_reloads.clone(),
+        let certificate_reloads = Family::<OutcomeLabels, Counter>::default();
+        start_at_zero(
+            &certificate_reloads,
+            RELOAD_OUTCOMES.map(|outcome| OutcomeLabels { outcome }),
         );
-        let cert_not_after = Gauge::default();
         registry.register(
-            "cert_not_after_timestamp_seconds",
+            "certificate_reloads",
+            "Serving certificate reloads after the files changed, by outcome",
+            certificate_reloads.clone(),
+        );
+        let certificate_not_after = Gauge::default();
+        registry.register(
+            "certificate_not_after_timestamp_seconds",
             "Not-after time of the served certificate (Unix seconds)",
-            cert_not_after.clone(),
+            certificate_not_after.clone(),
         );
         let configmap_lookups = Family::<OutcomeLabels, Counter>::default();
+        start_at_zero(
+            &configmap_lookups,
+            std::iter::once("ok")
+                .chain(LookupError::METRIC_LABELS)
+                .map(|outcome| OutcomeLabels { outcome }),
+        );
         registry.register(
             "configmap_lookups",
             "Live ConfigMap reads for Deployment reviews, by outcome",
@@ -182,19 +289,27 @@ impl Metrics {
             configmap_lookup_duration.clone(),
         );
         let certificate_store_rounds = Family::<OutcomeLabels, Counter>::default();
+        start_at_zero(
+            &certificate_store_rounds,
+            SelfManagedError::round_outcomes().map(|outcome| OutcomeLabels { outcome }),
+        );
         registry.register(
             "certificate_store_rounds",
             "Self-managed certificate rounds (read, maybe issue, publish), by outcome",
             certificate_store_rounds.clone(),
         );
-        let certificates_issued = Family::<ReasonLabels, Counter>::default();
+        let certificate_issuances = Family::<ReasonLabels, Counter>::default();
+        start_at_zero(
+            &certificate_issuances,
+            IssueReason::LABELS.map(|reason| ReasonLabels { reason }),
+        );
         registry.register(
-            "certificates_issued",
+            "certificate_issuances",
             "Self-managed serving certificates issued by this replica, by reason",
-            certificates_issued.clone(),
+            certificate_issuances.clone(),
         );
         Self {
-            registry,
+            registry: root,
             admissions,
             admission_duration,
             patches,
@@ -202,32 +317,27 @@ impl Metrics {
             http_rejections,
             requests_shed,
             connections_refused,
-            cert_reloads,
-            cert_not_after,
+            certificate_reloads,
+            certificate_not_after,
             configmap_lookups,
             configmap_lookup_duration,
             certificate_store_rounds,
-            certificates_issued,
+            certificate_issuances,
         }
-    }
-
-    /// The registry, for modules that add their own metrics at startup.
-    pub fn registry_mut(&mut self) -> &mut Registry {
-        &mut self.registry
     }
 
     /// OpenMetrics text exposition of every metric.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::with_capacity(4096);
+        let mut text = String::with_capacity(16 * 1024);
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
     }
 
     /// Count a certificate reload attempt.
-    pub fn cert_reload(&self, ok: bool) {
-        let result = if ok { "ok" } else { "failed" };
-        self.cert_reloads
-            .get_or_create(&ResultLabels { result })
+    pub fn certificate_reload(&self, ok: bool) {
+        let outcome = RELOAD_OUTCOMES[usize::from(!ok)];
+        self.certificate_reloads
+            .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
 
@@ -249,7 +359,7 @@ impl Metrics {
 
     /// Count a self-managed certificate issued by this replica.
     pub fn certificate_issued(&self, reason: &'static str) {
-        self.certificates_issued
+        self.certificate_issuances
             .get_or_create(&ReasonLabels { reason })
             .inc();
     }
@@ -271,30 +381,33 @@ impl Metrics {
     /// Count a request the webhook port answered with an HTTP error.
     pub fn http_rejection(&self, status: axum::http::StatusCode) {
         self.http_rejections
-            .get_or_create(&StatusLabels {
-                status: status_label(status),
+            .get_or_create(&CodeLabels {
+                code: code_label(status),
             })
             .inc();
     }
 }
 
-fn status_label(status: axum::http::StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 => "400",
-        404 => "404",
-        405 => "405",
-        408 => "408",
-        413 => "413",
-        415 => "415",
-        500 => "500",
-        503 => "503",
-        _ => "other",
-    }
+fn code_label(status: axum::http::StatusCode) -> &'static str {
+    let code = status.as_str();
+    ERROR_CODES
+        .iter()
+        .find(|&&known| known == code)
+        .copied()
+        .unwrap_or("other")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The value of the one sample line that starts with `series ` (name
+    /// and labels exactly as exposed).
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.parse().ok())
+    }
 
     #[test]
     fn exposition_names_and_buckets() {
@@ -311,35 +424,178 @@ mod tests {
             .admission_duration
             .get_or_create(&KindLabels { kind: "ConfigMap" })
             .observe(0.000_05);
-        metrics.cert_reload(false);
-        metrics.cert_not_after.set(1_900_000_000);
+        metrics.certificate_reload(false);
+        metrics.certificate_not_after.set(1_900_000_000);
         metrics.configmap_lookup("not_found", std::time::Duration::from_micros(50));
         metrics.certificate_store_round("ok");
         metrics.certificate_issued("ca_expiring");
         metrics.request_shed("body_bytes");
         metrics.connection_refused("admin");
+        metrics.http_rejection(axum::http::StatusCode::REQUEST_TIMEOUT);
+        metrics.http_rejection(axum::http::StatusCode::IM_A_TEAPOT);
         let text = metrics.encode().expect("encode");
-        assert!(text.contains(
-            r#"vmcp_normalizer_admission_requests_total{kind="ConfigMap",operation="CREATE",outcome="patched"} 1"#
-        ), "{text}");
-        assert!(
-            text.contains(
-                r#"vmcp_normalizer_admission_duration_seconds_bucket{le="0.0001",kind="ConfigMap"} 1"#
+        for (series, value) in [
+            (
+                r#"vmcp_normalizer_admission_requests_total{kind="ConfigMap",operation="CREATE",outcome="patched"}"#,
+                1.0,
             ),
-            "{text}"
-        );
-        assert!(text.contains(r#"vmcp_normalizer_cert_reloads_total{result="failed"} 1"#));
-        assert!(text.contains(r#"vmcp_normalizer_configmap_lookups_total{outcome="not_found"} 1"#));
-        assert!(text.contains(
-            r#"vmcp_normalizer_configmap_lookup_duration_seconds_bucket{le="0.0001"} 1"#
-        ));
-        assert!(text.contains("vmcp_normalizer_cert_not_after_timestamp_seconds 1900000000"));
-        assert!(text.contains(r#"vmcp_normalizer_certificate_store_rounds_total{outcome="ok"} 1"#));
-        assert!(
-            text.contains(r#"vmcp_normalizer_certificates_issued_total{reason="ca_expiring"} 1"#)
-        );
-        assert!(text.contains(r#"vmcp_normalizer_requests_shed_total{limit="body_bytes"} 1"#));
-        assert!(text.contains(r#"vmcp_normalizer_connections_refused_total{port="admin"} 1"#));
+            (
+                r#"vmcp_normalizer_admission_duration_seconds_bucket{le="0.0001",kind="ConfigMap"}"#,
+                1.0,
+            ),
+            (
+                r#"vmcp_normalizer_certificate_reloads_total{outcome="failed"}"#,
+                1.0,
+            ),
+            (
+                r#"vmcp_normalizer_certificate_reloads_total{outcome="ok"}"#,
+                0.0,
+            ),
+            (
+                r#"vmcp_normalizer_configmap_lookups_total{outcome="not_found"}"#,
+                1.0,
+            ),
+            (
+                r#"vmcp_normalizer_configmap_lookup_duration_seconds_bucket{le="0.0001"}"#,
+                1.0,
+            ),
+            (
+                "vmcp_normalizer_certificate_not_after_timestamp_seconds",
+                1_900_000_000.0,
+            ),
+            (
+                r#"vmcp_normalizer_certificate_store_rounds_total{outcome="ok"}"#,
+                1.0,
+            ),
+            (
+                r#"vmcp_normalizer_certificate_issuances_total{reason="ca_expiring"}"#,
+                1.0,
+            ),
+            (
+                r#"vmcp_normalizer_requests_shed_total{limit="body_bytes"}"#,
+                1.0,
+            ),
+            (
+                r#"vmcp_normalizer_connections_refused_total{port="admin"}"#,
+                1.0,
+            ),
+            (r#"vmcp_normalizer_http_rejections_total{code="408"}"#, 1.0),
+            (
+                r#"vmcp_normalizer_http_rejections_total{code="other"}"#,
+                1.0,
+            ),
+        ] {
+            assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+        }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn build_info_names_this_build() {
+        let text = Metrics::new().encode().expect("encode");
+        let series = format!(
+            r#"vmcp_normalizer_build_info{{version="{}",revision="{}"}}"#,
+            crate::version::VERSION,
+            crate::version::REVISION
+        );
+        assert_eq!(sample(&text, &series), Some(1.0), "{text}");
+        assert!(!crate::version::REVISION.is_empty());
+    }
+
+    /// Every label value the code can count under is a series at zero
+    /// before the first event, and nothing else was made up.
+    #[test]
+    fn every_known_label_starts_at_zero() {
+        let text = Metrics::new().encode().expect("encode");
+        let mut expected: Vec<String> = Vec::new();
+        for labels in reachable_admission_labels() {
+            expected.push(format!(
+                r#"vmcp_normalizer_admission_requests_total{{kind="{}",operation="{}",outcome="{}"}}"#,
+                labels.kind, labels.operation, labels.outcome
+            ));
+        }
+        for kind in KIND_LABELS {
+            expected.push(format!(
+                r#"vmcp_normalizer_admission_duration_seconds_count{{kind="{kind}"}}"#
+            ));
+        }
+        for kind in ["ConfigMap", "Deployment"] {
+            expected.push(format!(r#"vmcp_normalizer_patches_total{{kind="{kind}"}}"#));
+        }
+        for reason in refusal_reasons() {
+            expected.push(format!(
+                r#"vmcp_normalizer_normalizations_refused_total{{reason="{reason}"}}"#
+            ));
+        }
+        for code in ERROR_CODES {
+            expected.push(format!(
+                r#"vmcp_normalizer_http_rejections_total{{code="{code}"}}"#
+            ));
+        }
+        for limit in ["in_flight", "body_bytes"] {
+            expected.push(format!(
+                r#"vmcp_normalizer_requests_shed_total{{limit="{limit}"}}"#
+            ));
+        }
+        for port in ["webhook", "admin"] {
+            expected.push(format!(
+                r#"vmcp_normalizer_connections_refused_total{{port="{port}"}}"#
+            ));
+        }
+        for outcome in ["ok", "failed"] {
+            expected.push(format!(
+                r#"vmcp_normalizer_certificate_reloads_total{{outcome="{outcome}"}}"#
+            ));
+        }
+        for outcome in [
+            "ok",
+            "not_found",
+            "forbidden",
+            "timeout",
+            "unavailable",
+            "rejected",
+            "invalid",
+        ] {
+            expected.push(format!(
+                r#"vmcp_normalizer_configmap_lookups_total{{outcome="{outcome}"}}"#
+            ));
+        }
+        for outcome in SelfManagedError::round_outcomes() {
+            expected.push(format!(
+                r#"vmcp_normalizer_certificate_store_rounds_total{{outcome="{outcome}"}}"#
+            ));
+        }
+        for reason in IssueReason::LABELS {
+            expected.push(format!(
+                r#"vmcp_normalizer_certificate_issuances_total{{reason="{reason}"}}"#
+            ));
+        }
+        for series in &expected {
+            assert_eq!(sample(&text, series), Some(0.0), "{series} in\n{text}");
+        }
+        // Counters only: every `_total` sample is one of those above.
+        let counters = text
+            .lines()
+            .filter(|line| line.starts_with("vmcp_normalizer_") && line.contains("_total"))
+            .count();
+        assert_eq!(counters, expected.len() - KIND_LABELS.len(), "{text}");
+    }
+
+    #[test]
+    fn refusal_reasons_are_distinct_and_cover_each_source() {
+        let reasons = refusal_reasons();
+        let mut unique = reasons.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), reasons.len(), "{reasons:?}");
+        for reason in [
+            "invalid_yaml",
+            "malformed_deployment",
+            "lookup_timeout",
+            "lookup_not_configured",
+            "too_large",
+        ] {
+            assert!(reasons.contains(&reason), "{reason}");
+        }
     }
 }

@@ -583,6 +583,11 @@ fn schema_rejects_mistyped_values_naming_them() {
         (&["--set", "webhook.timeout=5"], "timeout"),
         (&["--set", "service.prot=8443"], "prot"),
         (&["--set", "selftest.timout=5s"], "timout"),
+        (
+            &["--set", "prometheusRule.alerts.down.for=soon"],
+            "prometheusRule.alerts.down.for",
+        ),
+        (&["--set", "grafanaDashboard.lables.a=b"], "lables"),
         (&["--set", "selftest.timeout=soon"], "selftest.timeout"),
         // A number given as a string.
         (

@@ -174,7 +174,7 @@ async fn a_stalled_body_is_cut_at_the_deadline() {
     assert!(answer.contains(r#""code":408"#), "{answer}");
     assert!(
         webhook
-            .metric(r#"vmcp_normalizer_http_rejections_total{status="408"} 1"#)
+            .metric(r#"vmcp_normalizer_http_rejections_total{code="408"} 1"#)
             .await
     );
     webhook.serves().await;
@@ -213,7 +213,7 @@ async fn requests_over_the_in_flight_limit_get_503_at_once() {
     );
     assert!(
         webhook
-            .metric(r#"vmcp_normalizer_http_rejections_total{status="503"} 2"#)
+            .metric(r#"vmcp_normalizer_http_rejections_total{code="503"} 2"#)
             .await
     );
 

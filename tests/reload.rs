@@ -153,7 +153,7 @@ async fn kubelet_symlink_swap_rotates_without_failed_requests() {
     assert!(
         metric_line(
             &server,
-            r#"vmcp_normalizer_cert_reloads_total{result="ok"} 2"#
+            r#"vmcp_normalizer_certificate_reloads_total{outcome="ok"} 2"#
         )
         .await
     );
@@ -174,7 +174,7 @@ async fn bad_pairs_keep_the_served_certificate() {
     wait_until("the mismatch to be counted", WAIT, || {
         metric_line(
             &server,
-            r#"vmcp_normalizer_cert_reloads_total{result="failed"} 1"#,
+            r#"vmcp_normalizer_certificate_reloads_total{outcome="failed"} 1"#,
         )
     })
     .await;
@@ -185,7 +185,7 @@ async fn bad_pairs_keep_the_served_certificate() {
     wait_until("the garbage to be counted", WAIT, || {
         metric_line(
             &server,
-            r#"vmcp_normalizer_cert_reloads_total{result="failed"} 2"#,
+            r#"vmcp_normalizer_certificate_reloads_total{outcome="failed"} 2"#,
         )
     })
     .await;
@@ -200,7 +200,7 @@ async fn bad_pairs_keep_the_served_certificate() {
     assert!(
         metric_line(
             &server,
-            r#"vmcp_normalizer_cert_reloads_total{result="ok"} 1"#
+            r#"vmcp_normalizer_certificate_reloads_total{outcome="ok"} 1"#
         )
         .await
     );

@@ -646,7 +646,7 @@ async fn the_first_certificate_is_retried_and_written_to_files() {
     for line in [
         r#"vmcp_normalizer_certificate_store_rounds_total{outcome="api"} 1"#,
         r#"vmcp_normalizer_certificate_store_rounds_total{outcome="ok"} 1"#,
-        r#"vmcp_normalizer_certificates_issued_total{reason="missing"} 1"#,
+        r#"vmcp_normalizer_certificate_issuances_total{reason="missing"} 1"#,
     ] {
         assert!(text.contains(line), "{line} in\n{text}");
     }
@@ -767,7 +767,7 @@ async fn background_rounds_renew_survive_errors_and_stop() {
     let renewed = cluster.stored_set();
     assert_eq!(served(), renewed.tls_cert);
     assert_eq!(renewed.ca_bundle, first.ca_bundle);
-    let issued = r#"vmcp_normalizer_certificates_issued_total{reason="leaf_expiring"} 1"#;
+    let issued = r#"vmcp_normalizer_certificate_issuances_total{reason="leaf_expiring"} 1"#;
     wait_until("the renewal counted", WAIT, || async {
         metrics.encode().unwrap().contains(issued)
     })
@@ -915,11 +915,11 @@ async fn the_binary_serves_its_self_managed_certificate_and_follows_a_rotation()
         .await
         .unwrap();
     assert!(
-        metrics.contains(r#"vmcp_normalizer_certificates_issued_total{reason="missing"} 1"#),
+        metrics.contains(r#"vmcp_normalizer_certificate_issuances_total{reason="missing"} 1"#),
         "{metrics}"
     );
     assert!(
-        !metrics.contains(r#"vmcp_normalizer_certificates_issued_total{reason="ca_expiring"}"#),
+        metrics.contains(r#"vmcp_normalizer_certificate_issuances_total{reason="ca_expiring"} 0"#),
         "this replica did not rotate: {metrics}"
     );
     assert!(metrics.contains(r#"vmcp_normalizer_certificate_store_rounds_total{outcome="ok"}"#));

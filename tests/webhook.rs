@@ -318,7 +318,7 @@ async fn bodies_that_are_not_reviews_get_errors_and_the_server_keeps_serving() {
     }
     let metrics = fixture_server.server.metrics_text().await;
     assert!(
-        metrics.contains(r#"vmcp_normalizer_http_rejections_total{status="400"} 16"#),
+        metrics.contains(r#"vmcp_normalizer_http_rejections_total{code="400"} 16"#),
         "{metrics}"
     );
     fixture_server.server.stop().await;
@@ -433,10 +433,12 @@ async fn admin_endpoints() {
     assert!(text.contains(
         r#"vmcp_normalizer_admission_requests_total{kind="ConfigMap",operation="CREATE",outcome="unchanged"} 1"#
     ));
-    assert!(text.contains("# TYPE vmcp_normalizer_cert_not_after_timestamp_seconds gauge"));
+    assert!(text.contains("# TYPE vmcp_normalizer_certificate_not_after_timestamp_seconds gauge"));
     let not_after: i64 = text
         .lines()
-        .find_map(|line| line.strip_prefix("vmcp_normalizer_cert_not_after_timestamp_seconds "))
+        .find_map(|line| {
+            line.strip_prefix("vmcp_normalizer_certificate_not_after_timestamp_seconds ")
+        })
         .expect("gauge line")
         .parse()
         .unwrap();

@@ -104,6 +104,17 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// Every `outcome` label, so the metrics can start each one at zero.
+    pub const LABELS: [&'static str; 7] = [
+        "skipped",
+        "not_vmcp",
+        "unchanged",
+        "patched",
+        "refused",
+        "timeout",
+        "error",
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Skipped => "skipped",
@@ -241,6 +252,41 @@ fn writes_object(request: &AdmissionRequest) -> bool {
         && request.sub_resource.as_deref().unwrap_or("").is_empty()
 }
 
+/// The refusal reason of a ConfigMap whose `config.yaml` is over
+/// [`MAX_CONFIG_BYTES`].
+pub const TOO_LARGE: &str = "too_large";
+
+/// Every `kind` label of the admission metrics.
+pub const KIND_LABELS: [&str; 3] = ["ConfigMap", "Deployment", "other"];
+
+/// Every `operation` label of the admission metrics.
+pub const OPERATION_LABELS: [&str; 5] = ["CREATE", "UPDATE", "DELETE", "CONNECT", "other"];
+
+/// The (kind, operation, outcome) triples a review can be counted under: a
+/// write of a ConfigMap or Deployment can end in any outcome; anything else
+/// (other kinds, DELETE, CONNECT) is only ever skipped.
+pub fn reachable_admission_labels() -> Vec<AdmissionLabels> {
+    let mut labels = Vec::new();
+    for kind in KIND_LABELS {
+        for operation in OPERATION_LABELS {
+            let writes = kind != "other" && matches!(operation, "CREATE" | "UPDATE");
+            let outcomes: &[&'static str] = if writes {
+                &Decision::LABELS
+            } else {
+                &["skipped"]
+            };
+            for &outcome in outcomes {
+                labels.push(AdmissionLabels {
+                    kind,
+                    operation,
+                    outcome,
+                });
+            }
+        }
+    }
+    labels
+}
+
 fn operation_label(operation: &str) -> &'static str {
     match operation {
         "CREATE" => "CREATE",
@@ -335,9 +381,7 @@ impl Admission {
         };
         match target {
             Target::ConfigMap if config_len(&object) > MAX_CONFIG_BYTES => Verdict::allow(
-                Decision::Refused {
-                    reason: "too_large",
-                },
+                Decision::Refused { reason: TOO_LARGE },
             )
             .with_warning(format!(
                 "vmcp-normalizer: {CONFIG_KEY} is larger than a ConfigMap may hold; left unchanged"
@@ -387,6 +431,12 @@ impl Admission {
             metrics.patches.get_or_create(&KindLabels { kind }).inc();
         }
         if let Decision::Refused { reason } = verdict.decision {
+            // A reason missing from the list would appear only with its
+            // first event, invisible to alerts until then.
+            debug_assert!(
+                crate::metrics::refusal_reasons().contains(&reason),
+                "refusal reason {reason} is not in metrics::refusal_reasons"
+            );
             metrics
                 .refusals
                 .get_or_create(&ReasonLabels { reason })

@@ -456,3 +456,71 @@ async fn large_documents_wait_for_their_turn_within_the_budget() {
     let answered = answer(&admission, &body).await;
     assert!(answered["response"].get("patch").is_some(), "{answered}");
 }
+
+/// The label lists the metrics start at zero hold every label the admission
+/// path can count under, so no series appears only with its first event.
+#[test]
+fn every_counted_label_is_in_the_lists_started_at_zero() {
+    let decisions = [
+        Decision::Skipped,
+        Decision::NotVmcp,
+        Decision::Unchanged,
+        Decision::Patched,
+        Decision::Refused { reason: TOO_LARGE },
+        Decision::TimedOut,
+        Decision::Error,
+    ];
+    // A new variant breaks this match, and so points here.
+    for decision in decisions {
+        match decision {
+            Decision::Skipped
+            | Decision::NotVmcp
+            | Decision::Unchanged
+            | Decision::Patched
+            | Decision::Refused { .. }
+            | Decision::TimedOut
+            | Decision::Error => {}
+        }
+    }
+    let outcomes: Vec<&str> = decisions.iter().map(|d| d.as_str()).collect();
+    assert_eq!(outcomes, Decision::LABELS);
+    for target in [Target::ConfigMap, Target::Deployment, Target::Other] {
+        assert!(KIND_LABELS.contains(&target.label()), "{target:?}");
+    }
+    for operation in ["CREATE", "UPDATE", "DELETE", "CONNECT", "PATCH", ""] {
+        assert!(OPERATION_LABELS.contains(&operation_label(operation)));
+    }
+    let reachable = reachable_admission_labels();
+    for kind in ["ConfigMap", "Deployment"] {
+        for operation in ["CREATE", "UPDATE"] {
+            for outcome in Decision::LABELS {
+                let labels = AdmissionLabels {
+                    kind,
+                    operation,
+                    outcome,
+                };
+                assert!(reachable.contains(&labels), "{labels:?}");
+            }
+        }
+    }
+    assert!(reachable.contains(&AdmissionLabels {
+        kind: "ConfigMap",
+        operation: "DELETE",
+        outcome: "skipped"
+    }));
+}
+
+#[tokio::test]
+async fn counters_start_at_zero_before_the_first_review() {
+    let text = admission().metrics().encode().unwrap();
+    for series in [
+        r#"vmcp_normalizer_admission_requests_total{kind="ConfigMap",operation="UPDATE",outcome="patched"} 0"#,
+        r#"vmcp_normalizer_admission_requests_total{kind="Deployment",operation="CREATE",outcome="refused"} 0"#,
+        r#"vmcp_normalizer_admission_requests_total{kind="other",operation="CREATE",outcome="skipped"} 0"#,
+        r#"vmcp_normalizer_patches_total{kind="Deployment"} 0"#,
+        r#"vmcp_normalizer_normalizations_refused_total{reason="too_large"} 0"#,
+        r#"vmcp_normalizer_admission_duration_seconds_count{kind="ConfigMap"} 0"#,
+    ] {
+        assert!(text.contains(series), "{series} missing from:\n{text}");
+    }
+}

@@ -66,6 +66,15 @@ pub enum IssueReason {
 }
 
 impl IssueReason {
+    /// Every [`IssueReason::as_str`], for the metrics to start at zero.
+    pub const LABELS: [&'static str; 5] = [
+        "missing",
+        "unreadable",
+        "ca_expiring",
+        "leaf_expiring",
+        "names_changed",
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             IssueReason::Missing => "missing",
@@ -144,6 +153,15 @@ pub fn decide(
         },
         reason,
     })
+}
+
+/// A new CA and a leaf it signs for `names`, valid from `now`.
+pub fn issue(
+    names: &[String],
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> Result<CertificateSet, AuthorityError> {
+    new_authority(names, now, policy, &[])
 }
 
 /// A new CA and a leaf it signs; `older` CAs (PEM) stay in the bundle.

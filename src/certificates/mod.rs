@@ -3,6 +3,7 @@
 //! of its MutatingWebhookConfiguration, and serves the leaf from local files.
 
 pub mod authority;
+pub mod dev;
 pub mod files;
 pub mod self_managed;
 pub mod store;

@@ -110,6 +110,13 @@ pub enum SelfManagedError {
 }
 
 impl SelfManagedError {
+    /// Every outcome of a round: `ok`, and each [`SelfManagedError::metric_label`].
+    pub fn round_outcomes() -> impl Iterator<Item = &'static str> {
+        ["ok", "files", "timeout", "setup"]
+            .into_iter()
+            .chain(StoreError::METRIC_LABELS)
+    }
+
     /// A stable label for the round metric.
     pub fn metric_label(&self) -> &'static str {
         match self {

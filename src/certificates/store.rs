@@ -39,6 +39,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Every [`StoreError::metric_label`].
+    pub const METRIC_LABELS: [&'static str; 4] = [
+        "api",
+        "generate",
+        "contended",
+        "malformed_webhook_configuration",
+    ];
+
     /// A stable label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {

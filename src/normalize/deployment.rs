@@ -116,6 +116,13 @@ pub enum UnsyncedReason {
 }
 
 impl UnsyncedReason {
+    pub const ALL: [UnsyncedReason; 4] = [
+        UnsyncedReason::MalformedObject,
+        UnsyncedReason::ConfigMapNotVmcp,
+        UnsyncedReason::ConfigMapRefused,
+        UnsyncedReason::NoContentChecksum,
+    ];
+
     /// A stable snake_case label for metrics and audit annotations.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -113,6 +113,13 @@ impl Outcome {
 }
 
 impl RefusalReason {
+    pub const ALL: [RefusalReason; 4] = [
+        RefusalReason::InvalidYaml,
+        RefusalReason::Unsupported,
+        RefusalReason::ProofFailed,
+        RefusalReason::MalformedObject,
+    ];
+
     /// A stable snake_case label for metrics and audit annotations.
     pub fn as_str(self) -> &'static str {
         match self {

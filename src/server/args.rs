@@ -230,6 +230,11 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
 
 fn serve(args: ServeArgs) -> Result<(), ServeError> {
     init_logging(args.log_format)?;
+    tracing::info!(
+        version = crate::version::VERSION,
+        revision = crate::version::REVISION,
+        "vmcp-normalizer starting"
+    );
     // The process-wide default for any other rustls user (the Kubernetes
     // client); the server itself names ring explicitly.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -30,6 +30,8 @@ pub enum Shed {
 }
 
 impl Shed {
+    pub const ALL: [Shed; 2] = [Shed::InFlight, Shed::BodyBytes];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Shed::InFlight => "in_flight",

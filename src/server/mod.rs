@@ -149,7 +149,10 @@ impl Server {
     /// so a bad pair stops the process before it ever looks ready.
     pub fn new(options: ServerOptions, admission: Admission) -> Result<Self, ServeError> {
         let cert = options.tls.load()?;
-        admission.metrics().cert_not_after.set(cert.not_after);
+        admission
+            .metrics()
+            .certificate_not_after
+            .set(cert.not_after);
         let resolver = Arc::new(CertResolver::new(cert.certified_key));
         let tls_config = tls::server_config(resolver.clone())?;
         Ok(Self {
@@ -229,7 +232,7 @@ impl Server {
             let admin_stop = Shutdown(admin_stop_rx);
             tokio::spawn(async move {
                 let mut stopping = admin_stop.clone();
-                let port = Port::new("admin", max_connections, metrics);
+                let port = Port::new(PORT_LABELS[1], max_connections, metrics);
                 let tasks = accept_until(admin_listener, port, stopping.wait(), |stream| {
                     let connections = connections.clone();
                     let stop = admin_stop.clone();
@@ -247,7 +250,7 @@ impl Server {
             "serving admission reviews"
         );
 
-        let port = Port::new("webhook", max_connections, metrics);
+        let port = Port::new(PORT_LABELS[0], max_connections, metrics);
         let tasks = accept_until(listener, port, shutdown, |stream| {
             let connections = connections.clone();
             let stop = Shutdown(stop_rx.clone());
@@ -269,6 +272,9 @@ impl Server {
         admin_result.map_err(|join_error| ServeError::Admin(std::io::Error::other(join_error)))
     }
 }
+
+/// The `port` label of each listening port.
+pub const PORT_LABELS: [&str; 2] = ["webhook", "admin"];
 
 /// One listening port: its name (the metric label) and its connection budget.
 struct Port {

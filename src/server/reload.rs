@@ -107,8 +107,8 @@ impl Reloader {
         match self.files.parse(&pem) {
             Ok(cert) => {
                 self.resolver.store(cert.certified_key);
-                self.metrics.cert_reload(true);
-                self.metrics.cert_not_after.set(cert.not_after);
+                self.metrics.certificate_reload(true);
+                self.metrics.certificate_not_after.set(cert.not_after);
                 tracing::info!(
                     cert = %self.files.cert.display(),
                     not_after = cert.not_after,
@@ -121,7 +121,7 @@ impl Reloader {
     }
 
     fn rejected(&self, error: &super::tls::TlsError) -> ReloadResult {
-        self.metrics.cert_reload(false);
+        self.metrics.certificate_reload(false);
         tracing::error!(%error, "new certificate not loaded; still serving the previous one");
         ReloadResult::Rejected
     }
@@ -257,8 +257,8 @@ mod tests {
 
         let text = metrics.encode().unwrap();
         for line in [
-            r#"vmcp_normalizer_cert_reloads_total{result="ok"} 1"#,
-            r#"vmcp_normalizer_cert_reloads_total{result="failed"} 2"#,
+            r#"vmcp_normalizer_certificate_reloads_total{outcome="ok"} 1"#,
+            r#"vmcp_normalizer_certificate_reloads_total{outcome="failed"} 2"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }
