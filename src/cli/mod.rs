@@ -1,7 +1,11 @@
-//! The command line: `normalize` (offline) and `serve` (the webhook).
+//! The command line: `normalize` (offline), `audit` (a live cluster, read
+//! only) and `serve` (the webhook).
 
+mod audit;
 mod in_place;
 mod normalize;
+
+pub use audit::{AuditArgs, OutputFormat, run as run_audit};
 
 pub use normalize::{
     EXIT_BAD_INPUT, EXIT_NOT_NORMALIZED, EXIT_OK, EXIT_WOULD_CHANGE, NormalizeArgs,
@@ -21,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Normalize manifests from files or stdin and write them to stdout.
     Normalize(NormalizeArgs),
+    /// List the vMCP objects of a live cluster that are not in canonical
+    /// form, and why (reads only).
+    Audit(AuditArgs),
     /// Serve the mutating admission webhook over HTTPS.
     Serve(Box<crate::server::ServeArgs>),
 }
