@@ -83,7 +83,11 @@ pub struct Listing {
 
 impl std::fmt::Display for Listing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "listing {} {} (page {})", self.resource, self.scope, self.page)
+        write!(
+            f,
+            "listing {} {} (page {})",
+            self.resource, self.scope, self.page
+        )
     }
 }
 
@@ -392,8 +396,14 @@ mod tests {
             status.code = code;
             ClusterError::from_client(listing.clone(), kube::Error::Api(status.boxed()))
         };
-        assert!(matches!(error(401), ClusterError::Forbidden { code: 401, .. }));
-        assert!(matches!(error(403), ClusterError::Forbidden { code: 403, .. }));
+        assert!(matches!(
+            error(401),
+            ClusterError::Forbidden { code: 401, .. }
+        ));
+        assert!(matches!(
+            error(403),
+            ClusterError::Forbidden { code: 403, .. }
+        ));
         assert!(matches!(error(404), ClusterError::NotFound { .. }));
         assert!(matches!(error(410), ClusterError::Expired { .. }));
         assert!(matches!(error(500), ClusterError::Status { code: 500, .. }));

@@ -95,8 +95,8 @@ pub fn identity(object: &Value) -> (String, String) {
 /// `canonical_content_checksum` of it.
 pub fn configmap_findings(configmap: &Value, canonical: &Result<String, Unsynced>) -> Vec<Finding> {
     let (namespace, name) = identity(configmap);
-    let finding = |finding: Code, effect: Effect, reason: Option<&'static str>, detail: String| {
-        Finding {
+    let finding =
+        |finding: Code, effect: Effect, reason: Option<&'static str>, detail: String| Finding {
             namespace: namespace.clone(),
             kind: "ConfigMap",
             name: name.clone(),
@@ -104,8 +104,7 @@ pub fn configmap_findings(configmap: &Value, canonical: &Result<String, Unsynced
             effect,
             reason,
             detail,
-        }
-    };
+        };
     let mut findings = Vec::new();
     match normalize_configmap(configmap) {
         Outcome::NotVmcp => return findings,
@@ -256,7 +255,10 @@ mod tests {
         );
         assert_eq!(findings[0].namespace, "toolhive-system");
         assert_eq!(findings[0].name, "demo-vmcp-vmcp-config");
-        assert_eq!(findings[0].detail, "sorted 5 backends by name in config.yaml");
+        assert_eq!(
+            findings[0].detail,
+            "sorted 5 backends by name in config.yaml"
+        );
 
         assert!(configmap(&fixture("vmcp-configmap.normalized.yaml")).is_empty());
 
@@ -287,7 +289,8 @@ mod tests {
         let canonical = canonical_content_checksum(&fixture("vmcp-configmap.yaml"));
         assert_eq!(canonical.as_deref(), Ok(CANONICAL));
         assert_eq!(
-            deployment["spec"]["template"]["metadata"]["annotations"][RUNCONFIG_CHECKSUM_ANNOTATION],
+            deployment["spec"]["template"]["metadata"]["annotations"]
+                [RUNCONFIG_CHECKSUM_ANNOTATION],
             BUGGY
         );
         let findings = deployment_findings(&deployment, "demo-vmcp-vmcp-config", Some(&canonical));

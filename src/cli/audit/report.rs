@@ -145,7 +145,10 @@ mod tests {
         let mut table = Vec::new();
         write_table(&report, &mut table).unwrap();
         let table = String::from_utf8(table).unwrap();
-        assert!(table.starts_with("NAMESPACE   KIND        NAME   FINDING\n"), "{table}");
+        assert!(
+            table.starts_with("NAMESPACE   KIND        NAME   FINDING\n"),
+            "{table}"
+        );
         assert!(table.ends_with("not canonical: 1 objects would change, 0 cannot be normalized, of 3 vMCP ConfigMaps and 0 vMCP Deployments in all namespaces\n"), "{table}");
     }
 }
