@@ -657,3 +657,80 @@ fn help_documents_every_exit_code_and_the_flags() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// The README's code blocks after `heading`, up to the next `## ` heading.
+fn readme_blocks(heading: &str, language: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let start = readme.find(heading).expect("the README section");
+    let section = &readme[start..];
+    let end = section[heading.len()..]
+        .find("\n## ")
+        .map_or(section.len(), |end| end + heading.len());
+    section[..end]
+        .split(&format!("```{language}\n"))
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap().to_owned())
+        .collect()
+}
+
+/// The README's JSON example is what the binary prints for the fixture
+/// (its one finding is the first of two).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_json_example_is_real_output() {
+    let cluster = cluster().await;
+    cluster.api.insert(fixture("vmcp-configmap.yaml"));
+    cluster
+        .api
+        .insert(deployment("toolhive-system", "demo-vmcp", NEW_CHECKSUM));
+    let output = cluster
+        .audit(&["-n", "toolhive-system", "-o", "json"])
+        .await;
+    let mut report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    report["findings"].as_array_mut().unwrap().truncate(1);
+    let blocks = readme_blocks("## Audit a live cluster", "json");
+    let example: Value = serde_json::from_str(&blocks[0]).unwrap();
+    assert_eq!(report, example);
+    // And the keys come in the documented order.
+    let text = stdout(&output);
+    let at = |key: &str| text.find(&format!("\"{key}\"")).unwrap();
+    assert!(
+        at("scope") < at("scanned") && at("scanned") < at("findings"),
+        "{text}"
+    );
+}
+
+/// The README's RBAC examples grant `list` on exactly the two resources
+/// the audit reads, and bind it.
+#[test]
+fn the_readme_rbac_examples_grant_what_audit_lists() {
+    let blocks = readme_blocks("### RBAC for `audit`", "yaml");
+    assert_eq!(blocks.len(), 2);
+    for (block, (role, binding)) in blocks.iter().zip([
+        ("ClusterRole", "ClusterRoleBinding"),
+        ("Role", "RoleBinding"),
+    ]) {
+        let documents = vmcp_normalizer::manifest::parse_manifest(block)
+            .unwrap()
+            .documents;
+        assert_eq!(documents.len(), 2);
+        assert_eq!(documents[0]["kind"], role);
+        assert_eq!(
+            documents[0]["rules"],
+            json!([
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
+                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]},
+            ])
+        );
+        assert_eq!(documents[1]["kind"], binding);
+        assert_eq!(documents[1]["roleRef"]["kind"], role);
+        assert_eq!(
+            documents[1]["roleRef"]["name"],
+            documents[0]["metadata"]["name"]
+        );
+        assert_eq!(
+            documents[1]["metadata"]["namespace"],
+            documents[0]["metadata"]["namespace"]
+        );
+    }
+}

@@ -242,3 +242,33 @@ impl<'w> Progress<'w> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_is_redrawn_in_place_and_erased() {
+        let report = Report {
+            scope: Scope::AllNamespaces,
+            configmaps: 3,
+            deployments: 0,
+            findings: Vec::new(),
+        };
+        let mut terminal = Vec::new();
+        let mut progress = Progress::new(Some(&mut terminal));
+        progress.show(&report, "configmaps", 1);
+        progress.show(&report, "configmaps", 2);
+        progress.clear();
+        assert_eq!(
+            String::from_utf8(terminal).unwrap(),
+            "\r\x1b[Kaudit in all namespaces: configmaps page 1; 3 vMCP ConfigMaps, 0 vMCP Deployments, 0 findings\
+             \r\x1b[Kaudit in all namespaces: configmaps page 2; 3 vMCP ConfigMaps, 0 vMCP Deployments, 0 findings\
+             \r\x1b[K"
+        );
+        // Not a terminal: nothing at all.
+        let mut quiet = Progress::new(None);
+        quiet.show(&report, "configmaps", 1);
+        quiet.clear();
+    }
+}

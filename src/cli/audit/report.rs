@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::findings::{Effect, Finding};
 use crate::cluster::Scope;
@@ -89,23 +89,60 @@ pub fn write_table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> 
     } else {
         writeln!(
             out,
-            "not canonical: {would_change} objects would change, {cannot} cannot be normalized, of {scanned}"
+            "not canonical: {} would change, {cannot} cannot be normalized, of {scanned}",
+            objects(would_change)
         )?;
     }
     out.flush()
 }
 
-/// The JSON document (README, "audit"): `scope`, `scanned` and `findings`.
+fn objects(count: usize) -> String {
+    match count {
+        1 => "1 object".to_owned(),
+        _ => format!("{count} objects"),
+    }
+}
+
+/// The JSON document (README, "Audit a live cluster"): `scope`, `scanned`
+/// and `findings`, in that order.
 pub fn write_json(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Document<'r> {
+        scope: JsonScope<'r>,
+        scanned: Scanned,
+        findings: &'r [Finding],
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct JsonScope<'r> {
+        all_namespaces: bool,
+        namespace: Option<&'r str>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Scanned {
+        config_maps: usize,
+        deployments: usize,
+    }
     let scope = match &report.scope {
-        Scope::Namespace(namespace) => json!({"allNamespaces": false, "namespace": namespace}),
-        Scope::AllNamespaces => json!({"allNamespaces": true, "namespace": null}),
+        Scope::Namespace(namespace) => JsonScope {
+            all_namespaces: false,
+            namespace: Some(namespace),
+        },
+        Scope::AllNamespaces => JsonScope {
+            all_namespaces: true,
+            namespace: None,
+        },
     };
-    let document = json!({
-        "scope": scope,
-        "scanned": {"configMaps": report.configmaps, "deployments": report.deployments},
-        "findings": report.findings,
-    });
+    let document = Document {
+        scope,
+        scanned: Scanned {
+            config_maps: report.configmaps,
+            deployments: report.deployments,
+        },
+        findings: &report.findings,
+    };
     serde_json::to_writer_pretty(&mut *out, &document)?;
     writeln!(out)?;
     out.flush()
@@ -149,6 +186,6 @@ mod tests {
             table.starts_with("NAMESPACE   KIND        NAME   FINDING\n"),
             "{table}"
         );
-        assert!(table.ends_with("not canonical: 1 objects would change, 0 cannot be normalized, of 3 vMCP ConfigMaps and 0 vMCP Deployments in all namespaces\n"), "{table}");
+        assert!(table.ends_with("not canonical: 1 object would change, 0 cannot be normalized, of 3 vMCP ConfigMaps and 0 vMCP Deployments in all namespaces\n"), "{table}");
     }
 }
