@@ -630,6 +630,47 @@ async fn no_cluster_configured_is_an_error() {
     assert!(cluster.api.requests().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_credentials_and_an_unreachable_server_are_errors() {
+    let cluster = cluster().await;
+    let wrong_token = cluster.dir.path().join("wrong-token");
+    std::fs::write(
+        &wrong_token,
+        cluster
+            .api
+            .kubeconfig()
+            .replace(apiserver::TOKEN, "not-the-token"),
+    )
+    .unwrap();
+    let output = cluster
+        .run(
+            vec!["--kubeconfig".into(), wrong_token.display().to_string()],
+            Vec::new(),
+        )
+        .await;
+    assert_failed_without_report(
+        &output,
+        "listing configmaps in namespace default (page 1): not allowed (HTTP 401): Unauthorized",
+    );
+
+    // A stand-in that has stopped: nothing listens on its port any more.
+    let gone = ApiServer::start().await;
+    let dir = cluster.dir.path().join("gone");
+    std::fs::create_dir(&dir).unwrap();
+    let kubeconfig = gone.write_kubeconfig(&dir);
+    drop(gone);
+    let output = cluster
+        .run(
+            vec!["--kubeconfig".into(), kubeconfig.display().to_string()],
+            Vec::new(),
+        )
+        .await;
+    assert_failed_without_report(
+        &output,
+        "listing configmaps in namespace default (page 1): cannot reach the API server",
+    );
+}
+
 #[test]
 fn help_documents_every_exit_code_and_the_flags() {
     let output = Command::new(BIN)

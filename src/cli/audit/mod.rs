@@ -58,7 +58,7 @@ pub struct AuditArgs {
     /// Audit every namespace (needs cluster-wide `list`).
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
-    /// `table` (default) or `json`.
+    /// How to print the report: a table, or one JSON document.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: OutputFormat,
     /// Objects per list request (`limit`); the next page is asked for with
