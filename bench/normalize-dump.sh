@@ -5,13 +5,17 @@
 # Generates what `kubectl get cm,deploy,svc -A -o yaml` prints for a cluster
 # of 10,000 objects: 100 vMCP ConfigMaps in buggy backend order with their 100
 # vMCP Deployments (from tests/fixtures, renamed per namespace), and 9,800
-# other ConfigMaps, Services and Deployments. Both as one `kind: List`
-# document (kubectl's form) and as a stream of 10,000 `---` documents. Then
-# times the release binary on each (wall time and peak RSS from
-# /usr/bin/time), checking that all 200 vMCP objects were changed.
+# other ConfigMaps, Services and Deployments. As one `kind: List` YAML
+# document (`kubectl get -o yaml`), as a stream of 10,000 `---` documents,
+# and as one JSON List (`kubectl get -o json`). Then times the release
+# binary on each, writing (`normalize FILE > out`) and checking
+# (`normalize --check FILE`), with wall time and peak RSS from
+# /usr/bin/time, and checks that all 200 vMCP objects were changed and
+# the output is canonical.
 #
 #   bench/normalize-dump.sh                 # 10,000 objects, 3 runs each
 #   OBJECTS=50000 RUNS=1 bench/normalize-dump.sh
+#   BIN=/tmp/old-vmcp-normalizer bench/normalize-dump.sh   # another build, not rebuilt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +25,10 @@ RUNS=${RUNS:-3}
 OUT=${OUT:-$(mktemp -d)}
 
 [ -x /usr/bin/time ] || { echo "/usr/bin/time not found: apt-get install -y time" >&2; exit 1; }
-cargo build --release --quiet --bin vmcp-normalizer
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --quiet --bin vmcp-normalizer
+    BIN=target/release/vmcp-normalizer
+fi
 
 python3 - "$OUT" "$OBJECTS" "$VMCP" <<'PY'
 import sys
@@ -107,17 +114,28 @@ with open(f"{out}/list.yaml", "w") as f:
     f.write('kind: List\nmetadata:\n  resourceVersion: ""\n')
 with open(f"{out}/stream.yaml", "w") as f:
     f.write("---\n".join(items))
+
+import json, yaml  # PyYAML: every ambiguous scalar above is quoted
+with open(f"{out}/list.json", "w") as f:
+    json.dump({"apiVersion": "v1", "items": [yaml.safe_load(t) for t in items],
+               "kind": "List", "metadata": {"resourceVersion": ""}}, f, indent=4)
+    f.write("\n")
 PY
 
-for form in list stream; do
-    file="$OUT/$form.yaml"
-    size=$(du -m "$file" | cut -f1)
-    changed=$(target/release/vmcp-normalizer normalize --check "$file" | wc -l || true)
-    echo "$form.yaml: $OBJECTS objects, ${size} MB, $changed objects would change"
+for file in list.yaml stream.yaml list.json; do
+    path="$OUT/$file"
+    size=$(du -m "$path" | cut -f1)
+    changed=$("$BIN" normalize --check "$path" | wc -l || true)
+    echo "$file: $OBJECTS objects, ${size} MB, $changed objects would change"
     for run in $(seq "$RUNS"); do
-        /usr/bin/time -f "  normalize: %e s wall, %M KB peak RSS" \
-            target/release/vmcp-normalizer normalize "$file" > "$OUT/$form.out.yaml"
+        /usr/bin/time -q -f "  normalize:         %e s wall, %U + %S s CPU, %M KB peak RSS" \
+            "$BIN" normalize "$path" > "$OUT/$file.out"
     done
-    cmp -s "$file" "$OUT/$form.out.yaml" && { echo "  output unchanged?" >&2; exit 1; }
+    for run in $(seq "$RUNS"); do
+        /usr/bin/time -q -f "  normalize --check: %e s wall, %U + %S s CPU, %M KB peak RSS" \
+            "$BIN" normalize --check "$path" > /dev/null || true
+    done
+    cmp -s "$path" "$OUT/$file.out" && { echo "  output unchanged?" >&2; exit 1; }
+    "$BIN" normalize --check "$OUT/$file.out" > /dev/null || { echo "  output not canonical" >&2; exit 1; }
 done
 echo "files in $OUT"

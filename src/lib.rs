@@ -6,6 +6,7 @@ pub mod certificates;
 pub mod checksum;
 pub mod checksum_sync;
 pub mod cli;
+pub mod cluster;
 pub mod log_field;
 pub mod lookup;
 pub mod manifest;

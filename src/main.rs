@@ -1,10 +1,11 @@
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
 use vmcp_normalizer::cli::{
-    Cli, Command, run_completions, run_dev_certificates, run_normalize, run_selftest,
+    Cli, Command, run_audit, run_completions, run_dev_certificates, run_normalize, run_selftest,
 };
 
 fn main() -> ExitCode {
@@ -15,6 +16,12 @@ fn main() -> ExitCode {
             &mut std::io::stdin().lock(),
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
+        )),
+        Command::Audit(args) => ExitCode::from(run_audit(
+            &args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+            std::io::stderr().is_terminal(),
         )),
         Command::Serve(args) => vmcp_normalizer::server::run_serve(*args),
         Command::Selftest(args) => ExitCode::from(run_selftest(

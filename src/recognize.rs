@@ -49,6 +49,19 @@ pub fn vmcp_deployment_configmap(object: &Value) -> Option<&str> {
         .filter(|name| !name.is_empty())
 }
 
+/// The server-side label selector that lists the candidates for
+/// [`is_vmcp_configmap`] (the `config.yaml` key is checked on each).
+pub fn vmcp_configmap_selector() -> String {
+    format!("{COMPONENT_LABEL}={VMCP_CONFIG_COMPONENT}")
+}
+
+/// The server-side label selector that lists the candidates for
+/// [`vmcp_deployment_configmap`] (the volume and an empty instance are
+/// checked on each).
+pub fn vmcp_deployment_selector() -> String {
+    format!("{NAME_LABEL}={VMCP_APP_NAME},{INSTANCE_LABEL}")
+}
+
 fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
     at(object, &["metadata", "labels", key])?.as_str()
 }
@@ -136,6 +149,18 @@ mod tests {
                 "{volumes}"
             );
         }
+    }
+
+    #[test]
+    fn selectors_name_the_labels_the_rules_read() {
+        assert_eq!(
+            vmcp_configmap_selector(),
+            "toolhive.stacklok.io/component=vmcp-config"
+        );
+        assert_eq!(
+            vmcp_deployment_selector(),
+            "app.kubernetes.io/name=virtualmcpserver,app.kubernetes.io/instance"
+        );
     }
 
     #[test]

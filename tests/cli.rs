@@ -465,6 +465,50 @@ fn a_kubectl_list_is_edited_in_place() {
     assert_eq!(stdout(&output), expected_from(&input, "  "));
 }
 
+/// A dump's List mixes vMCP objects with others (read as stubs, never
+/// whole): the result is the same, byte for byte.
+#[test]
+fn a_kubectl_list_with_other_objects_is_edited_in_place() {
+    let plain = "apiVersion: v1\ndata:\n  FEATURE_X: \"yes\"\nkind: ConfigMap\nmetadata:\n  name: web\n  namespace: toolhive-system\n";
+    let input = format!(
+        "apiVersion: v1\nitems:\n{}{}{}{}kind: List\nmetadata:\n  resourceVersion: \"\"\n",
+        as_list_item(plain),
+        as_list_item(&fixture_text("vmcp-deployment.yaml")),
+        as_list_item(plain),
+        as_list_item(&fixture_text("vmcp-configmap.yaml")),
+    );
+    let output = normalize(&[], &input);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), expected_from(&input, "  "));
+    // --patch still names every object, the stubbed ones included.
+    let output = normalize(&["--patch"], &input);
+    let names: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["name"].clone())
+        .collect();
+    assert_eq!(names, ["web", "demo-vmcp", "web", "demo-vmcp-vmcp-config"]);
+}
+
+/// A List in flow style is proven whole, not item by item: against the
+/// whole document read again, not the one with stubs.
+#[test]
+fn a_flow_style_list_with_other_objects_is_edited_in_place() {
+    let configmap = documents(&fixture_text("vmcp-configmap.yaml")).remove(0);
+    let plain = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "web", "namespace": "toolhive-system"}, "data": {"FEATURE_X": "yes"}});
+    let input = format!(
+        "apiVersion: v1\nitems: [{}, {}]\nkind: List\n",
+        serde_json::to_string(&plain).unwrap(),
+        serde_json::to_string(&configmap).unwrap()
+    );
+    let output = normalize(&[], &input);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = documents(&stdout(&output)).remove(0);
+    assert_eq!(out["items"][0], plain);
+    assert_eq!(out["items"][1]["data"]["config.yaml"], expected_config());
+    assert!(stdout(&output).starts_with("apiVersion: v1\nitems: [{"));
+}
+
 #[test]
 fn json_is_edited_in_place_and_stays_json() {
     let list = serde_json::json!({

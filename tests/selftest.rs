@@ -316,12 +316,16 @@ async fn an_empty_ca_bundle_is_named() {
     // unchanged (fail open); nothing stored, no stored ConfigMap made.
     assert_eq!(cluster.posts(WATCHED, "configmaps"), [true]);
     cluster.assert_nothing_left();
+    // Every series is exported from zero: the webhook reviewed nothing.
+    let metrics = cluster.server.metrics_text().await;
+    let reviews: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("vmcp_normalizer_admission_requests_total{"))
+        .collect();
+    assert!(!reviews.is_empty(), "no admission series in:\n{metrics}");
     assert!(
-        !cluster
-            .server
-            .metrics_text()
-            .await
-            .contains("vmcp_normalizer_admission_requests_total{")
+        reviews.iter().all(|line| line.ends_with("} 0")),
+        "{reviews:#?}"
     );
 }
 

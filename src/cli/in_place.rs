@@ -6,7 +6,7 @@
 //! serde_json for JSON) and must equal the normalized object exactly. A
 //! document whose edit cannot be placed or proven is written back as read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use serde_json::Value;
@@ -33,11 +33,17 @@ pub struct Written {
 ///
 /// `json_ranges` are the bytes of each JSON document (saphyr reads one JSON
 /// document at a time, not a stream of them).
+///
+/// A document in `sparse` has stubs for some List items in its `expected`
+/// (see `manifest::for_each_document_sparse`): proven item by item, only the
+/// edited items are compared; proven whole, it is compared with `whole(document)`.
 pub fn write(
     text: &str,
     format: Format,
     json_ranges: &[Range<usize>],
     edits: &BTreeMap<usize, DocumentEdit>,
+    sparse: &BTreeSet<usize>,
+    whole: &dyn Fn(usize) -> Result<Value, String>,
 ) -> Written {
     let mut refused = BTreeMap::new();
     let mut proven: BTreeMap<usize, Vec<Splice>> = BTreeMap::new();
@@ -47,8 +53,14 @@ pub fn write(
         };
         match result
             .map_err(|error| format!("its new values cannot be written in place: {error}"))
-            .and_then(|plan| prove(text, &plan, &edit.expected).map(|()| plan.splices))
-        {
+            .and_then(|plan| {
+                if sparse.contains(&document) && !by_item(&plan) {
+                    prove(text, &plan, &whole(document)?)
+                } else {
+                    prove(text, &plan, &edit.expected)
+                }
+                .map(|()| plan.splices)
+            }) {
             Ok(splices) => {
                 proven.insert(document, splices);
             }
@@ -123,13 +135,7 @@ fn place(
 /// written there never starts a line at column 0 (a document marker, a new
 /// item of a column-0 list), so what is around it reads as before.
 fn prove(text: &str, plan: &DocumentPlan, expected: &Value) -> Result<(), String> {
-    let by_item = !plan.items.is_empty()
-        && plan.splices.iter().all(|splice| {
-            plan.items
-                .values()
-                .any(|range| range.start <= splice.range.start && splice.range.end <= range.end)
-        });
-    if !by_item {
+    if !by_item(plan) {
         return match read_alone(text, &plan.range, &plan.splices)? {
             value if value == *expected => Ok(()),
             _ => Err("the rewritten text does not read back as the normalized object".to_owned()),
@@ -150,6 +156,17 @@ fn prove(text: &str, plan: &DocumentPlan, expected: &Value) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Whether `plan` is proven item by item: a block List whose every splice
+/// falls inside an item.
+fn by_item(plan: &DocumentPlan) -> bool {
+    !plan.items.is_empty()
+        && plan.splices.iter().all(|splice| {
+            plan.items
+                .values()
+                .any(|range| range.start <= splice.range.start && splice.range.end <= range.end)
+        })
 }
 
 /// `text[range]` with the splices that fall inside it, read as one document.
@@ -181,6 +198,10 @@ mod tests {
     use crate::splice::Step;
     use serde_json::json;
 
+    fn no_whole(_: usize) -> Result<Value, String> {
+        panic!("no document here is sparse")
+    }
+
     fn edit(path: &[&str], value: &str, expected: Value) -> DocumentEdit {
         DocumentEdit {
             replacements: vec![Replacement {
@@ -195,7 +216,7 @@ mod tests {
     fn a_proven_edit_is_written_and_the_rest_kept() {
         let text = "# c\na: 1\n---\nb: \"x\" # c\n";
         let edits = BTreeMap::from([(1, edit(&["b"], "y", json!({"b": "y"})))]);
-        let written = write(text, Format::Yaml, &[], &edits);
+        let written = write(text, Format::Yaml, &[], &edits, &BTreeSet::new(), &no_whole);
         assert_eq!(
             written.text.as_deref(),
             Some("# c\na: 1\n---\nb: \"y\" # c\n")
@@ -212,7 +233,7 @@ mod tests {
             (0, edit(&["a"], "y", json!({"a": "y"}))),
             (1, edit(&["b"], "y", json!({"b": "something else"}))),
         ]);
-        let written = write(text, Format::Yaml, &[], &edits);
+        let written = write(text, Format::Yaml, &[], &edits, &BTreeSet::new(), &no_whole);
         assert_eq!(written.text.as_deref(), Some("a: \"y\"\n---\nb: x\n"));
         assert!(
             written.refused[&1].contains("does not read back"),
@@ -244,7 +265,7 @@ mod tests {
         let plans = place(text, Format::Yaml, &[], &edits);
         let plan = plans[0].1.as_ref().unwrap();
         assert_eq!(&text[plan.items[&1].clone()], "- a: x\n");
-        let written = write(text, Format::Yaml, &[], &edits);
+        let written = write(text, Format::Yaml, &[], &edits, &BTreeSet::new(), &no_whole);
         assert_eq!(
             written.text.as_deref(),
             Some("items:\n- a: x\n  b: 1\n# between\n- a: \"y\"\nkind: List\n")
@@ -252,7 +273,7 @@ mod tests {
         // The item is what is compared: a wrong expectation of it is refused.
         let mut wrong = edits;
         wrong.get_mut(&0).unwrap().expected["items"][1]["a"] = json!("z");
-        let written = write(text, Format::Yaml, &[], &wrong);
+        let written = write(text, Format::Yaml, &[], &wrong, &BTreeSet::new(), &no_whole);
         assert!(written.refused[&0].contains("item 1"), "{written:?}");
     }
 
@@ -260,7 +281,14 @@ mod tests {
     fn json_documents_are_edited_in_their_own_bytes() {
         let text = "{\"a\": \"x\"}\n{\"a\": \"x\"}\n";
         let edits = BTreeMap::from([(1, edit(&["a"], "y\n", json!({"a": "y\n"})))]);
-        let written = write(text, Format::Json, &[0..10, 10..text.len()], &edits);
+        let written = write(
+            text,
+            Format::Json,
+            &[0..10, 10..text.len()],
+            &edits,
+            &BTreeSet::new(),
+            &no_whole,
+        );
         assert_eq!(
             written.text.as_deref(),
             Some("{\"a\": \"x\"}\n{\"a\": \"y\\n\"}\n")

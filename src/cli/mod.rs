@@ -1,13 +1,16 @@
-//! The command line: `normalize` (offline), `serve` (the webhook),
-//! `selftest` (the installed webhook, end to end), `dev-certificates` (for
-//! serving locally) and `completions`.
+//! The command line: `normalize` (offline), `audit` (a live cluster, read
+//! only), `serve` (the webhook), `selftest` (the installed webhook, end to
+//! end), `dev-certificates` (for serving locally) and `completions`.
 
+mod audit;
 mod in_place;
 mod normalize;
 mod selftest;
 
 use std::io::Write;
 use std::path::PathBuf;
+
+pub use audit::{AuditArgs, OutputFormat, run as run_audit};
 
 pub use normalize::{
     EXIT_BAD_INPUT, EXIT_NOT_NORMALIZED, EXIT_OK, EXIT_WOULD_CHANGE, NormalizeArgs,
@@ -30,6 +33,9 @@ pub struct Cli {
 pub enum Command {
     /// Normalize manifests from files or stdin and write them to stdout.
     Normalize(NormalizeArgs),
+    /// List the vMCP objects of a live cluster that are not in canonical
+    /// form, and why (reads only).
+    Audit(AuditArgs),
     /// Serve the mutating admission webhook over HTTPS.
     Serve(Box<crate::server::ServeArgs>),
     /// Prove the installed webhook works end to end through the API server.
@@ -121,6 +127,7 @@ mod tests {
             let script = String::from_utf8(script).unwrap();
             for word in [
                 "normalize",
+                "audit",
                 "serve",
                 "selftest",
                 "dev-certificates",

@@ -15,12 +15,12 @@ use json_patch::{Patch, PatchOperation};
 use serde_json::{Value, json};
 
 use super::in_place::{self, DocumentEdit};
-use crate::manifest::{Format, for_each_document};
+use crate::manifest::{Format, for_each_document, for_each_document_sparse, read_yaml_document};
 use crate::normalize::{
     ChecksumSource, ChecksumSync, Outcome, checksum_source, normalize_object,
     sync_runconfig_checksum,
 };
-use crate::recognize::is_vmcp_configmap;
+use crate::recognize::{is_vmcp_configmap, vmcp_deployment_configmap};
 use crate::splice::{Replacement, Step};
 
 /// Exit status: everything canonical (or written normalized).
@@ -82,8 +82,11 @@ struct Input {
     text: String,
     format: Format,
     json_ranges: Vec<std::ops::Range<usize>>,
-    /// The documents that hold a vMCP object, as read.
+    /// The documents that hold a vMCP object, as read; a `kind: List` with
+    /// only its vMCP items whole, the others as stubs (see `sparse`).
     kept: BTreeMap<usize, Value>,
+    /// The kept Lists that hold stubs.
+    sparse: BTreeSet<usize>,
     /// The text to write, when it differs from `text`.
     written: Option<String>,
 }
@@ -201,8 +204,13 @@ fn read_input(
     deployments: &mut Vec<usize>,
 ) -> Result<Input, crate::manifest::ManifestError> {
     let mut kept = BTreeMap::new();
+    let mut sparse = BTreeSet::new();
     let mut json_ranges = Vec::new();
-    let format = for_each_document(&text, |document, value, range| {
+    // Only the items that may be vMCP objects are held whole: a dump's
+    // other objects cost a stub each, not their whole tree.
+    let may_be_vmcp =
+        |item: &Value| is_vmcp_configmap(item) || vmcp_deployment_configmap(item).is_some();
+    let format = for_each_document_sparse(&text, may_be_vmcp, |document, value, range, stubs| {
         if let Some(range) = range {
             json_ranges.push(range);
         }
@@ -226,6 +234,9 @@ fn read_input(
         }
         if keep {
             kept.insert(document, value);
+            if stubs {
+                sparse.insert(document);
+            }
         }
     })?;
     Ok(Input {
@@ -234,6 +245,7 @@ fn read_input(
         format,
         json_ranges,
         kept,
+        sparse,
         written: None,
     })
 }
@@ -444,13 +456,49 @@ fn write_in_place(index: usize, input: &mut Input, objects: &mut [Object]) {
     if edits.is_empty() {
         return;
     }
-    let written = in_place::write(&input.text, input.format, &input.json_ranges, &edits);
+    // A List read with stubs and proven whole (not item by item: a flow
+    // style List) is compared with the whole document, read again.
+    let objects_read: &[Object] = objects;
+    let whole = |document: usize| whole_expected(index, input, document, objects_read);
+    let written = in_place::write(
+        &input.text,
+        input.format,
+        &input.json_ranges,
+        &edits,
+        &input.sparse,
+        &whole,
+    );
     for (document, reason) in &written.refused {
         for &position in by_document.get(document).into_iter().flatten() {
             refuse(&mut objects[position], reason);
         }
     }
     input.written = written.text;
+}
+
+/// Document `document` of `input` read whole, with the patches of its
+/// objects applied: what a sparse document must read back as.
+fn whole_expected(
+    index: usize,
+    input: &Input,
+    document: usize,
+    objects: &[Object],
+) -> Result<Value, String> {
+    let mut value = read_yaml_document(&input.text, document)
+        .map_err(|error| error.to_string())?
+        .ok_or_else(|| "the document is gone".to_owned())?;
+    for object in objects
+        .iter()
+        .filter(|o| o.input == index && o.document == document && !o.patch.is_empty())
+    {
+        let target = match object.item {
+            Some(item) => value.get_mut("items").and_then(|items| items.get_mut(item)),
+            None => Some(&mut value),
+        }
+        .ok_or_else(|| "the object is gone".to_owned())?;
+        json_patch::patch(target, &Patch(object.patch.clone())).map_err(|e| e.to_string())?;
+    }
+    Ok(value)
 }
 
 /// Leave as read every Deployment whose ConfigMap's change could not be
@@ -485,10 +533,12 @@ fn reread_edited(index: usize, input: &mut Input, objects: &[Object]) {
         .map(|o| o.document)
         .collect();
     let kept = &mut input.kept;
+    let sparse = &mut input.sparse;
     // It was read once already; an error here cannot happen and would only
     // leave documents unwritten (as read).
     let _ = for_each_document(&input.text, |document, value, _| {
         if wanted.contains(&document) {
+            sparse.remove(&document);
             kept.insert(document, value);
         }
     });

@@ -162,13 +162,24 @@ impl fmt::Display for Unsynced {
 /// `configmap` is the ConfigMap as stored (possibly still in buggy order,
 /// written before the webhook was installed).
 pub fn sync_runconfig_checksum(deployment: &Value, configmap: &Value) -> ChecksumSync {
+    sync_to_canonical_checksum(deployment, || canonical_content_checksum(configmap))
+}
+
+/// [`sync_runconfig_checksum`] with the ConfigMap's side already computed:
+/// `canonical` is [`canonical_content_checksum`] of it, called only when the
+/// Deployment has a checksum to compare. For callers that read many
+/// Deployments and keep only each ConfigMap's checksum (`audit`).
+pub fn sync_to_canonical_checksum(
+    deployment: &Value,
+    canonical: impl FnOnce() -> Result<String, Unsynced>,
+) -> ChecksumSync {
     let current = match checksum_source(deployment) {
         ChecksumSource::NotVmcp => return ChecksumSync::NotVmcp,
         ChecksumSource::NoRunconfigChecksum => return ChecksumSync::NoRunconfigChecksum,
         ChecksumSource::Unusable(unsynced) => return ChecksumSync::Unsynced(unsynced),
         ChecksumSource::ConfigMap { current, .. } => current,
     };
-    let expected = match canonical_content_checksum(configmap) {
+    let expected = match canonical() {
         Ok(expected) => expected,
         Err(unsynced) => return ChecksumSync::Unsynced(unsynced),
     };

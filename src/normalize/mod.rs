@@ -18,7 +18,7 @@ pub use backends::{Reordered, sort_backends};
 pub use configmap::normalize_configmap;
 pub use deployment::{
     ChecksumSource, ChecksumSync, Unsynced, UnsyncedReason, canonical_content_checksum,
-    checksum_source, is_dns_subdomain, sync_runconfig_checksum,
+    checksum_source, is_dns_subdomain, sync_runconfig_checksum, sync_to_canonical_checksum,
 };
 
 /// What happened to one object.

@@ -440,6 +440,8 @@ enum Repeat {
 struct State {
     objects: Mutex<BTreeMap<String, Value>>,
     faults: Mutex<BTreeMap<(String, String), (Fault, Repeat)>>,
+    /// Faults for the pages after the first of a list (see [`ApiServer::fail_continued`]).
+    continued_faults: Mutex<BTreeMap<String, (Fault, Repeat)>>,
     requests: Mutex<Vec<RecordedRequest>>,
     resource_version: AtomicU64,
 }
@@ -527,6 +529,11 @@ impl State {
                 self.objects().insert(path, object);
             }
             None => {}
+        }
+        if parts.method == Method::GET
+            && let Some(response) = self.list(parts.uri.path(), parts.uri.query()).await
+        {
+            return response;
         }
         let content_type = parts
             .headers
@@ -660,6 +667,254 @@ impl State {
         objects.insert(path.to_owned(), body.clone());
         json_response_with(StatusCode::OK, &body)
     }
+}
+
+// ---- Lists: GET of a collection, a page at a time -------------------------
+//
+// As kube-apiserver answers them: `kind: ConfigMapList` (the kind's name plus
+// `List`), `metadata.resourceVersion`, and with `limit`, pages ordered by
+// namespace and name, `metadata.continue` (base64 JSON naming the last key,
+// as the apiserver's tokens do) and `remainingItemCount`. Items carry no
+// `apiVersion` or `kind`, as in a real list. `labelSelector` (`k=v`, `k==v`,
+// `k!=v`, `k`, `!k`, comma-separated) and `fieldSelector` (`metadata.name`,
+// `metadata.namespace`) filter. The stand-in's own faults apply to every
+// page; [`ApiServer::fail_continued`] to the pages after the first.
+
+impl ApiServer {
+    /// Answer requests for list `path` that carry a `continue` token (page 2
+    /// on) with `fault`: always, or only the next one.
+    pub fn fail_continued(&self, path: &str, fault: Fault, once: bool) {
+        let repeat = if once { Repeat::Once } else { Repeat::Always };
+        lock(&self.state.continued_faults).insert(path.to_owned(), (fault, repeat));
+    }
+
+    /// The query parameters of every GET of list `path`, in order.
+    pub fn list_queries(&self, path: &str) -> Vec<BTreeMap<String, String>> {
+        self.requests()
+            .iter()
+            .filter(|request| request.method == "GET" && request.path == path)
+            .map(|request| query_pairs(request.query.as_deref()))
+            .collect()
+    }
+}
+
+/// 410 Gone for a `continue` token the apiserver no longer serves, with
+/// its real message.
+pub fn expired() -> Value {
+    status(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+        None,
+    )
+}
+
+/// `a=1&b=x%2Cy` as a map, percent-decoded.
+pub fn query_pairs(query: Option<&str>) -> BTreeMap<String, String> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(byte) => {
+                        out.push(byte);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `labels` satisfy a label selector.
+fn labels_match(selector: &str, labels: Option<&Value>) -> bool {
+    let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|requirement| !requirement.is_empty())
+        .all(|requirement| {
+            if let Some((key, value)) = requirement.split_once("!=") {
+                label(key.trim()) != Some(value.trim())
+            } else if let Some((key, value)) = requirement
+                .split_once("==")
+                .or_else(|| requirement.split_once('='))
+            {
+                label(key.trim()) == Some(value.trim())
+            } else if let Some(key) = requirement.strip_prefix('!') {
+                label(key.trim()).is_none()
+            } else {
+                label(requirement).is_some()
+            }
+        })
+}
+
+impl State {
+    /// A GET of a collection this stand-in stores, answered as a list;
+    /// `None` for anything else.
+    async fn list(&self, path: &str, query: Option<&str>) -> Option<Response> {
+        let collection = ResourceRef::parse(path).filter(|r| r.name.is_none())?;
+        let (kind, _, _) = KINDS
+            .iter()
+            .find(|(_, plural, _)| *plural == collection.resource)?;
+        let params = query_pairs(query);
+        let token = params.get("continue").filter(|token| !token.is_empty());
+        if token.is_some() {
+            let fault = {
+                let mut faults = lock(&self.continued_faults);
+                match faults.get(path) {
+                    Some((_, Repeat::Once)) => faults.remove(path).map(|(fault, _)| fault),
+                    Some((fault, Repeat::Always)) => Some(fault.clone()),
+                    None => None,
+                }
+            };
+            match fault {
+                Some(Fault::Status(status)) => return Some(json_response(&status)),
+                Some(Fault::Hang) => std::future::pending::<()>().await,
+                Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+                Some(Fault::WriteFirst(_)) | None => {}
+            }
+        }
+        let start = match token.map(|token| decode_continue(token)) {
+            None => None,
+            Some(Some(start)) => Some(start),
+            Some(None) => {
+                return Some(json_response(&bad_request(
+                    "continue key is not valid: illegal base64 data",
+                )));
+            }
+        };
+        let field_selector = params
+            .get("fieldSelector")
+            .map(String::as_str)
+            .unwrap_or("");
+        let mut fields = Vec::new();
+        for requirement in field_selector.split(',').filter(|r| !r.is_empty()) {
+            match requirement.split_once('=') {
+                Some((field @ ("metadata.name" | "metadata.namespace"), value)) => {
+                    fields.push((field, value.trim_start_matches('=')));
+                }
+                _ => {
+                    return Some(json_response(&bad_request(&format!(
+                        "\"{requirement}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                    ))));
+                }
+            }
+        }
+        let labels = params
+            .get("labelSelector")
+            .map(String::as_str)
+            .unwrap_or("");
+        let limit = params
+            .get("limit")
+            .and_then(|limit| limit.parse::<usize>().ok())
+            .filter(|&limit| limit > 0);
+        let resource_version = (self.resource_version.load(Ordering::Relaxed) + 999).to_string();
+
+        let objects = self.objects();
+        let matching: Vec<(&String, &Value)> = objects
+            .iter()
+            .filter(|(key, object)| {
+                let Some(stored) = ResourceRef::parse(key) else {
+                    return false;
+                };
+                stored.group == collection.group
+                    && stored.resource == collection.resource
+                    && (collection.namespace.is_none() || stored.namespace == collection.namespace)
+                    && start.as_deref().is_none_or(|start| key.as_str() > start)
+                    && labels_match(labels, object.pointer("/metadata/labels"))
+                    && fields.iter().all(|(field, value)| {
+                        let key = field.trim_start_matches("metadata.");
+                        object["metadata"][key].as_str() == Some(*value)
+                    })
+            })
+            .collect();
+        let page = &matching[..limit.map_or(matching.len(), |l| l.min(matching.len()))];
+        let remaining = matching.len() - page.len();
+        let last = page.last().map(|(key, _)| (*key).clone());
+        let items: Vec<Value> = page
+            .iter()
+            .map(|(_, object)| {
+                let mut item = (*object).clone();
+                if let Some(item) = item.as_object_mut() {
+                    item.remove("apiVersion");
+                    item.remove("kind");
+                }
+                item
+            })
+            .collect();
+        drop(objects);
+        let mut metadata = json!({"resourceVersion": resource_version});
+        if remaining > 0
+            && let Some(last) = last
+        {
+            metadata["continue"] = json!(encode_continue(&resource_version, &last));
+            metadata["remainingItemCount"] = json!(remaining);
+        }
+        let api_version = if collection.group.is_empty() {
+            "v1".to_owned()
+        } else {
+            format!("{}/v1", collection.group)
+        };
+        Some(json_response_with(
+            StatusCode::OK,
+            &json!({
+                "kind": format!("{kind}List"),
+                "apiVersion": api_version,
+                "metadata": metadata,
+                "items": items,
+            }),
+        ))
+    }
+}
+
+/// The apiserver's continue token: base64 of
+/// `{"v":"meta.k8s.io/v1","rv":N,"start":"<key>\u0000"}`.
+fn encode_continue(resource_version: &str, last_key: &str) -> String {
+    let token = json!({
+        "v": "meta.k8s.io/v1",
+        "rv": resource_version.parse::<u64>().unwrap_or(0),
+        "start": format!("{last_key}\u{0}"),
+    });
+    base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
+}
+
+/// The last key a token names, or `None` if it is not one of ours.
+fn decode_continue(token: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .ok()?;
+    let token: Value = serde_json::from_slice(&bytes).ok()?;
+    let start = token.get("start")?.as_str()?;
+    Some(start.trim_end_matches('\u{0}').to_owned())
 }
 
 /// A write's body as JSON, or the Status the apiserver answers instead.

@@ -1,0 +1,274 @@
+//! `vmcp-normalizer audit`: which vMCP objects of a live cluster are out of
+//! canonical form, and why. It only reads (RBAC: `list` on configmaps and
+//! deployments.apps).
+//!
+//! ConfigMaps are listed first, a page at a time, each judged by the core as
+//! it arrives; only each vMCP ConfigMap's canonical checksum is kept, for
+//! the Deployments listed next. Memory is one page plus those checksums and
+//! the findings. The report is written only when every page was read.
+
+mod findings;
+mod report;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use findings::Effect;
+use report::Report;
+
+use crate::cluster::{ClusterError, ListQuery, Lister, Resource, Scope, load_config};
+use crate::normalize::{ChecksumSource, Unsynced, canonical_content_checksum, checksum_source};
+use crate::recognize::{is_vmcp_configmap, vmcp_configmap_selector, vmcp_deployment_selector};
+
+use super::normalize::{EXIT_BAD_INPUT, EXIT_NOT_NORMALIZED, EXIT_OK, EXIT_WOULD_CHANGE};
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  every vMCP object is canonical (notes may be listed)
+  1  some vMCP object would change on its next write through the webhook
+  2  the cluster could not be read (no kubeconfig, forbidden, timeout, a
+     failed page, ...): the error is on stderr and no report is written
+  3  some vMCP object cannot be normalized (the reason is listed); takes
+     precedence over 1";
+
+/// `-o`: how to print the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct AuditArgs {
+    /// Kubeconfig file; else KUBECONFIG, ~/.kube/config, or the in-cluster
+    /// ServiceAccount.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The namespace to audit (default: the context's namespace).
+    #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
+    pub namespace: Option<String>,
+    /// Audit every namespace (needs cluster-wide `list`).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// How to print the report: a table, or one JSON document.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+    /// Objects per list request (`limit`); the next page is asked for with
+    /// the `continue` token.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk_size: u32,
+    /// The most one request to the API server may take (e.g. 30s, 1m).
+    #[arg(long, default_value = "30s", value_parser = crate::server::duration::parse_go_duration)]
+    pub request_timeout: Duration,
+}
+
+/// Run the command; `progress` when stderr is a terminal (a line redrawn
+/// in place while the scan runs).
+pub fn run(args: &AuditArgs, stdout: &mut dyn Write, stderr: &mut dyn Write, progress: bool) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = writeln!(stderr, "error: cannot start the runtime: {error}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let mut progress = Progress::new(progress.then_some(&mut *stderr));
+    let scanned = runtime.block_on(scan(args, &mut progress));
+    progress.clear();
+    let report = match scanned {
+        Ok(report) => report,
+        Err(error) => {
+            let _ = writeln!(
+                stderr,
+                "error: {error}\nerror: the audit is incomplete; no report was written"
+            );
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let written = match args.output {
+        OutputFormat::Table => report::write_table(&report, stdout),
+        OutputFormat::Json => report::write_json(&report, stdout),
+    };
+    if let Err(error) = written {
+        let _ = writeln!(stderr, "error: cannot write the report: {error}");
+        return EXIT_BAD_INPUT;
+    }
+    match report.worst() {
+        Some(Effect::CannotNormalize) => EXIT_NOT_NORMALIZED,
+        Some(Effect::WouldChange) => EXIT_WOULD_CHANGE,
+        Some(Effect::Note) | None => EXIT_OK,
+    }
+}
+
+/// Each vMCP ConfigMap's canonical checksum (or why there is none), by
+/// namespace and name; `None` for one looked up and found absent.
+type Checksums = HashMap<(String, String), Option<Result<String, Unsynced>>>;
+
+/// Read the cluster and judge every vMCP object in scope.
+async fn scan(args: &AuditArgs, progress: &mut Progress<'_>) -> Result<Report, ClusterError> {
+    let config = load_config(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let scope = match (&args.namespace, args.all_namespaces) {
+        (_, true) => Scope::AllNamespaces,
+        (Some(namespace), false) => Scope::Namespace(namespace.clone()),
+        (None, false) => Scope::Namespace(config.default_namespace.clone()),
+    };
+    let lister = Lister::new(config, args.request_timeout, args.chunk_size)?;
+    let mut report = Report {
+        scope: scope.clone(),
+        configmaps: 0,
+        deployments: 0,
+        findings: Vec::new(),
+    };
+    let mut checksums = Checksums::new();
+
+    let mut pages = lister.pages(ListQuery {
+        resource: Resource::ConfigMaps,
+        scope: scope.clone(),
+        label_selector: Some(vmcp_configmap_selector()),
+        field_selector: None,
+    });
+    while let Some(items) = pages.next().await? {
+        for configmap in &items {
+            let canonical = canonical_content_checksum(configmap);
+            if is_vmcp_configmap(configmap) {
+                report.configmaps += 1;
+                report
+                    .findings
+                    .extend(findings::configmap_findings(configmap, &canonical));
+            }
+            checksums.insert(findings::identity(configmap), Some(canonical));
+        }
+        progress.show(&report, "configmaps", pages.pages_read());
+    }
+
+    let mut pages = lister.pages(ListQuery {
+        resource: Resource::Deployments,
+        scope,
+        label_selector: Some(vmcp_deployment_selector()),
+        field_selector: None,
+    });
+    while let Some(items) = pages.next().await? {
+        for deployment in &items {
+            let found = match checksum_source(deployment) {
+                ChecksumSource::NotVmcp => continue,
+                ChecksumSource::NoRunconfigChecksum => Vec::new(),
+                ChecksumSource::Unusable(unsynced) => {
+                    findings::unsynced_finding(deployment, &unsynced)
+                }
+                ChecksumSource::ConfigMap { name, .. } => {
+                    let canonical =
+                        configmap_checksum(&lister, &mut checksums, deployment, name).await?;
+                    findings::deployment_findings(deployment, name, canonical)
+                }
+            };
+            report.deployments += 1;
+            report.findings.extend(found);
+        }
+        progress.show(&report, "deployments", pages.pages_read());
+    }
+    Ok(report)
+}
+
+/// The canonical checksum of the ConfigMap `name` a Deployment mounts. One
+/// without the vmcp-config label was not listed: it is read by name (a
+/// `list` with a field selector, so `list` stays the only permission), and
+/// the core says why it cannot be followed.
+async fn configmap_checksum<'c>(
+    lister: &Lister,
+    checksums: &'c mut Checksums,
+    deployment: &Value,
+    name: &str,
+) -> Result<Option<&'c Result<String, Unsynced>>, ClusterError> {
+    let (namespace, _) = findings::identity(deployment);
+    let key = (namespace.clone(), name.to_owned());
+    if !checksums.contains_key(&key) {
+        let mut pages = lister.pages(ListQuery {
+            resource: Resource::ConfigMaps,
+            scope: Scope::Namespace(namespace),
+            label_selector: None,
+            field_selector: Some(format!("metadata.name={name}")),
+        });
+        let mut found = None;
+        while let Some(items) = pages.next().await? {
+            if let Some(configmap) = items.iter().find(|c| findings::identity(c).1 == name) {
+                found = Some(canonical_content_checksum(configmap));
+            }
+        }
+        checksums.insert(key.clone(), found);
+    }
+    Ok(checksums.get(&key).and_then(Option::as_ref))
+}
+
+/// The progress line on a terminal's stderr, redrawn in place.
+struct Progress<'w> {
+    out: Option<&'w mut dyn Write>,
+}
+
+impl<'w> Progress<'w> {
+    fn new(out: Option<&'w mut dyn Write>) -> Self {
+        Self { out }
+    }
+
+    fn show(&mut self, report: &Report, listing: &str, page: usize) {
+        if let Some(out) = self.out.as_mut() {
+            let _ = write!(
+                out,
+                "\r\x1b[Kaudit {}: {listing} page {page}; {} vMCP ConfigMaps, {} vMCP Deployments, {} findings",
+                report.scope,
+                report.configmaps,
+                report.deployments,
+                report.findings.len()
+            );
+            let _ = out.flush();
+        }
+    }
+
+    /// Erase the line, so the report or the error starts clean.
+    fn clear(&mut self) {
+        if let Some(out) = self.out.as_mut() {
+            let _ = write!(out, "\r\x1b[K");
+            let _ = out.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_is_redrawn_in_place_and_erased() {
+        let report = Report {
+            scope: Scope::AllNamespaces,
+            configmaps: 3,
+            deployments: 0,
+            findings: Vec::new(),
+        };
+        let mut terminal = Vec::new();
+        let mut progress = Progress::new(Some(&mut terminal));
+        progress.show(&report, "configmaps", 1);
+        progress.show(&report, "configmaps", 2);
+        progress.clear();
+        assert_eq!(
+            String::from_utf8(terminal).unwrap(),
+            "\r\x1b[Kaudit in all namespaces: configmaps page 1; 3 vMCP ConfigMaps, 0 vMCP Deployments, 0 findings\
+             \r\x1b[Kaudit in all namespaces: configmaps page 2; 3 vMCP ConfigMaps, 0 vMCP Deployments, 0 findings\
+             \r\x1b[K"
+        );
+        // Not a terminal: nothing at all.
+        let mut quiet = Progress::new(None);
+        quiet.show(&report, "configmaps", 1);
+        quiet.clear();
+    }
+}

@@ -1,0 +1,777 @@
+//! `vmcp-normalizer audit`, the real binary, against the in-process API
+//! server stand-in (HTTPS on loopback, reached through a kubeconfig): what
+//! it reports, what it asks the API server for, and that every failure to
+//! read is an error with no report.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::apiserver::{self, ApiServer, Fault};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vmcp-normalizer");
+const OLD_CHECKSUM: &str = "9ba036ba5342c5f43365d8ac13e4c6c642149f4d9519cf690e5147e78d60dc48";
+const NEW_CHECKSUM: &str = "32cf106c9df1f5bf6fd492475eb31e30bd0e14a00f18b61ccbc9b589f10501ee";
+const CONFIGMAP_SELECTOR: &str = "toolhive.stacklok.io/component=vmcp-config";
+const DEPLOYMENT_SELECTOR: &str =
+    "app.kubernetes.io/name=virtualmcpserver,app.kubernetes.io/instance";
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The fixture ConfigMap (buggy order, or normalized) as `<vmcp>-vmcp-config`
+/// in `namespace`; neither the name nor the namespace is in the checksum.
+fn configmap(namespace: &str, vmcp: &str, normalized: bool) -> Value {
+    let mut configmap = fixture(if normalized {
+        "vmcp-configmap.normalized.yaml"
+    } else {
+        "vmcp-configmap.yaml"
+    });
+    configmap["metadata"]["namespace"] = json!(namespace);
+    configmap["metadata"]["name"] = json!(format!("{vmcp}-vmcp-config"));
+    configmap
+}
+
+/// The fixture Deployment `vmcp` in `namespace`, mounting its ConfigMap, its
+/// pod template carrying `checksum`.
+fn deployment(namespace: &str, vmcp: &str, checksum: &str) -> Value {
+    let mut deployment = fixture("vmcp-deployment.yaml");
+    deployment["metadata"]["namespace"] = json!(namespace);
+    deployment["metadata"]["name"] = json!(vmcp);
+    deployment["spec"]["template"]["metadata"]["annotations"]["toolhive.stacklok.dev/runconfig-checksum"] =
+        json!(checksum);
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap();
+    for volume in volumes {
+        if volume["name"] == "vmcp-config" {
+            volume["configMap"]["name"] = json!(format!("{vmcp}-vmcp-config"));
+        }
+    }
+    deployment
+}
+
+fn plain_configmap(namespace: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"namespace": namespace, "name": name, "labels": {"app": "web"}},
+           "data": {"FEATURE_X": "yes"}})
+}
+
+/// A stand-in and a kubeconfig for it, in a directory that also serves as
+/// `HOME` (so no real `~/.kube/config` is read).
+struct Cluster {
+    api: ApiServer,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+async fn cluster() -> Cluster {
+    let api = ApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    Cluster {
+        api,
+        dir,
+        kubeconfig,
+    }
+}
+
+impl Cluster {
+    /// Run `audit --kubeconfig <stand-in> args...`.
+    async fn audit(&self, args: &[&str]) -> Output {
+        let mut all = vec![
+            "--kubeconfig".to_owned(),
+            self.kubeconfig.display().to_string(),
+        ];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        self.run(all, Vec::new()).await
+    }
+
+    /// Run `audit args...` with only `env` pointing at a cluster.
+    async fn run(&self, args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
+        let home = self.dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let output = Command::new(BIN)
+                .arg("audit")
+                .args(&args)
+                .env_clear()
+                .env("HOME", home)
+                .envs(env)
+                .output()
+                .unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "audit took {:?}",
+                started.elapsed()
+            );
+            output
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// The table's rows (not the header or the summary) as (namespace, kind,
+/// name, finding code).
+fn rows(table: &str) -> Vec<(String, String, String, String)> {
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| !line.starts_with("all canonical") && !line.starts_with("not canonical"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            let code = cells[3].trim_end_matches(':').to_owned();
+            (
+                cells[0].to_owned(),
+                cells[1].to_owned(),
+                cells[2].to_owned(),
+                code,
+            )
+        })
+        .collect()
+}
+
+fn row(namespace: &str, kind: &str, name: &str, code: &str) -> (String, String, String, String) {
+    (
+        namespace.to_owned(),
+        kind.to_owned(),
+        name.to_owned(),
+        code.to_owned(),
+    )
+}
+
+/// A failed read: exit 2, the cause on stderr, nothing on stdout.
+fn assert_failed_without_report(output: &Output, cause: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert_eq!(stdout(output), "", "a report was written: {err}");
+    assert!(err.contains(cause), "{cause:?} not in: {err}");
+    assert!(
+        err.contains("the audit is incomplete; no report was written"),
+        "{err}"
+    );
+}
+
+const CONFIGMAPS_ALL: &str = "/api/v1/configmaps";
+const DEPLOYMENTS_ALL: &str = "/apis/apps/v1/deployments";
+
+fn configmaps_in(namespace: &str) -> String {
+    format!("/api/v1/namespaces/{namespace}/configmaps")
+}
+
+fn deployments_in(namespace: &str) -> String {
+    format!("/apis/apps/v1/namespaces/{namespace}/deployments")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_namespace_is_listed_with_label_selectors_and_reported_as_a_table() {
+    let cluster = cluster().await;
+    let api = &cluster.api;
+    api.insert(configmap("toolhive-system", "demo-vmcp", false));
+    api.insert(deployment("toolhive-system", "demo-vmcp", OLD_CHECKSUM));
+    api.insert(plain_configmap("toolhive-system", "web"));
+    // Another namespace, out of order too: not in scope.
+    api.insert(configmap("team-a", "other", false));
+
+    let output = cluster.audit(&["-n", "toolhive-system"]).await;
+    let table = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{table}{}", stderr(&output));
+    assert!(
+        table.starts_with("NAMESPACE         KIND         NAME                    FINDING\n"),
+        "{table}"
+    );
+    assert_eq!(
+        rows(&table),
+        [
+            row(
+                "toolhive-system",
+                "ConfigMap",
+                "demo-vmcp-vmcp-config",
+                "backends_order"
+            ),
+            row(
+                "toolhive-system",
+                "ConfigMap",
+                "demo-vmcp-vmcp-config",
+                "content_checksum_wrong"
+            ),
+            row(
+                "toolhive-system",
+                "Deployment",
+                "demo-vmcp",
+                "runconfig_checksum_stale"
+            ),
+        ]
+    );
+    assert!(
+        table.contains("backends_order: sorted 5 backends by name in config.yaml\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "runconfig-checksum 9ba036ba5342 -> 32cf106c9df1 (ConfigMap demo-vmcp-vmcp-config)"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.ends_with(
+            "not canonical: 2 objects would change, 0 cannot be normalized, of 1 vMCP ConfigMaps and 1 vMCP Deployments in namespace toolhive-system\n"
+        ),
+        "{table}"
+    );
+
+    // Exactly two namespaced lists, each with its label selector and a limit.
+    let paths: Vec<String> = api.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            configmaps_in("toolhive-system"),
+            deployments_in("toolhive-system")
+        ]
+    );
+    let configmaps = api.list_queries(&configmaps_in("toolhive-system"));
+    assert_eq!(configmaps[0]["labelSelector"], CONFIGMAP_SELECTOR);
+    assert_eq!(configmaps[0]["limit"], "500");
+    assert!(!configmaps[0].contains_key("continue"));
+    let deployments = api.list_queries(&deployments_in("toolhive-system"));
+    assert_eq!(deployments[0]["labelSelector"], DEPLOYMENT_SELECTOR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_namespaces_are_read_page_by_page_and_reported_as_json() {
+    let cluster = cluster().await;
+    let api = &cluster.api;
+    // 7 vMCP ConfigMaps over 7 namespaces: 3 buggy, 4 canonical, each with
+    // its Deployment (the buggy ones stale), and unlabelled ConfigMaps that
+    // the selector keeps off the wire.
+    for i in 0..7 {
+        let namespace = format!("ns-{i}");
+        let buggy = i % 2 == 0 && i < 6;
+        api.insert(configmap(&namespace, "vmcp", !buggy));
+        api.insert(deployment(
+            &namespace,
+            "vmcp",
+            if buggy { OLD_CHECKSUM } else { NEW_CHECKSUM },
+        ));
+        api.insert(plain_configmap(&namespace, "web"));
+    }
+
+    let output = cluster
+        .audit(&["-A", "--chunk-size", "2", "-o", "json"])
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        report["scope"],
+        json!({"allNamespaces": true, "namespace": null})
+    );
+    assert_eq!(
+        report["scanned"],
+        json!({"configMaps": 7, "deployments": 7})
+    );
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 9, "{report:#}");
+    assert_eq!(
+        findings[0],
+        json!({
+            "namespace": "ns-0",
+            "kind": "ConfigMap",
+            "name": "vmcp-vmcp-config",
+            "finding": "backends_order",
+            "effect": "would_change",
+            "reason": null,
+            "detail": "sorted 5 backends by name in config.yaml",
+        })
+    );
+    let named: Vec<(&str, &str, &str)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["namespace"].as_str().unwrap(),
+                f["kind"].as_str().unwrap(),
+                f["finding"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for namespace in ["ns-0", "ns-2", "ns-4"] {
+        expected.push((namespace, "ConfigMap", "backends_order"));
+        expected.push((namespace, "ConfigMap", "content_checksum_wrong"));
+    }
+    for namespace in ["ns-0", "ns-2", "ns-4"] {
+        expected.push((namespace, "Deployment", "runconfig_checksum_stale"));
+    }
+    assert_eq!(named, expected);
+
+    // Cluster-wide paths, 4 pages of 2 ConfigMaps each following the last
+    // page's continue token, the selector on every page.
+    let queries = api.list_queries(CONFIGMAPS_ALL);
+    assert_eq!(queries.len(), 4, "{queries:?}");
+    assert!(!queries[0].contains_key("continue"));
+    for query in &queries {
+        assert_eq!(query["labelSelector"], CONFIGMAP_SELECTOR);
+        assert_eq!(query["limit"], "2");
+    }
+    for page in 1..4 {
+        assert!(!queries[page]["continue"].is_empty());
+        assert_ne!(
+            queries[page].get("continue"),
+            queries[page - 1].get("continue")
+        );
+    }
+    assert_eq!(api.list_queries(DEPLOYMENTS_ALL).len(), 4);
+    assert!(
+        api.requests()
+            .iter()
+            .all(|r| r.path == CONFIGMAPS_ALL || r.path == DEPLOYMENTS_ALL),
+        "{:?}",
+        api.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canonical_cluster_exits_0_and_says_so() {
+    let cluster = cluster().await;
+    cluster.api.insert(configmap("default", "demo", true));
+    cluster
+        .api
+        .insert(deployment("default", "demo", NEW_CHECKSUM));
+    let output = cluster.audit(&[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "all canonical: 1 vMCP ConfigMaps and 1 vMCP Deployments in namespace default\n"
+    );
+    assert_eq!(stderr(&output), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_defaults_to_the_contexts_and_kubeconfig_comes_from_the_environment() {
+    let cluster = cluster().await;
+    let kubeconfig = cluster
+        .api
+        .kubeconfig()
+        .replace("    namespace: default\n", "    namespace: team-b\n");
+    let path = cluster.dir.path().join("team-b.kubeconfig");
+    std::fs::write(&path, kubeconfig).unwrap();
+    cluster.api.insert(configmap("team-b", "demo", false));
+
+    let output = cluster
+        .run(Vec::new(), vec![("KUBECONFIG", path.display().to_string())])
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(cluster.api.count("GET", &configmaps_in("team-b")), 1);
+    assert_eq!(cluster.api.count("GET", &deployments_in("team-b")), 1);
+
+    // A context the kubeconfig does not have is an error, not a guess.
+    let output = cluster
+        .run(
+            vec!["--context".into(), "nowhere".into()],
+            vec![("KUBECONFIG", path.display().to_string())],
+        )
+        .await;
+    assert_failed_without_report(&output, "nowhere");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_cannot_be_normalized_is_listed_with_the_cores_reason_and_exits_3() {
+    let cluster = cluster().await;
+    let api = &cluster.api;
+    let mut unreadable = configmap("ns", "broken", false);
+    unreadable["data"]["config.yaml"] = json!("backends: [a\n");
+    api.insert(unreadable);
+    api.insert(deployment("ns", "broken", OLD_CHECKSUM));
+    // Its ConfigMap was never created.
+    api.insert(deployment("ns", "orphan", OLD_CHECKSUM));
+    // Mounts a ConfigMap without the vmcp-config label: not listed by the
+    // selector, read by name, and the core says why it cannot follow it.
+    let mut unlabelled = configmap("ns", "unlabelled", true);
+    unlabelled["metadata"]["labels"] = json!({"app": "web"});
+    api.insert(unlabelled);
+    api.insert(deployment("ns", "unlabelled", NEW_CHECKSUM));
+    // And one that would only change: 3 wins over 1.
+    api.insert(configmap("ns", "buggy", false));
+
+    let output = cluster.audit(&["-n", "ns", "-o", "json"]).await;
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let findings: Vec<(&str, &str, &str, &str, Value)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap(),
+                f["name"].as_str().unwrap(),
+                f["finding"].as_str().unwrap(),
+                f["effect"].as_str().unwrap(),
+                f["reason"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        findings,
+        [
+            (
+                "ConfigMap",
+                "broken-vmcp-config",
+                "refused",
+                "cannot_normalize",
+                json!("invalid_yaml")
+            ),
+            (
+                "ConfigMap",
+                "buggy-vmcp-config",
+                "backends_order",
+                "would_change",
+                Value::Null
+            ),
+            (
+                "ConfigMap",
+                "buggy-vmcp-config",
+                "content_checksum_wrong",
+                "would_change",
+                Value::Null
+            ),
+            (
+                "Deployment",
+                "broken",
+                "unsynced",
+                "cannot_normalize",
+                json!("configmap_refused")
+            ),
+            (
+                "Deployment",
+                "orphan",
+                "configmap_missing",
+                "cannot_normalize",
+                Value::Null
+            ),
+            (
+                "Deployment",
+                "unlabelled",
+                "unsynced",
+                "cannot_normalize",
+                json!("configmap_not_vmcp")
+            ),
+        ]
+    );
+    assert_eq!(
+        report["scanned"],
+        json!({"configMaps": 2, "deployments": 3})
+    );
+    let missing = &report["findings"][4]["detail"];
+    assert_eq!(
+        missing,
+        "its ConfigMap orphan-vmcp-config does not exist in namespace ns"
+    );
+    // The two ConfigMaps not in the labelled list were read by name.
+    let by_name: Vec<String> = api
+        .list_queries(&configmaps_in("ns"))
+        .iter()
+        .filter_map(|q| q.get("fieldSelector").cloned())
+        .collect();
+    assert_eq!(
+        by_name,
+        [
+            "metadata.name=orphan-vmcp-config",
+            "metadata.name=unlabelled-vmcp-config"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_is_an_error_naming_the_permission() {
+    let cluster = cluster().await;
+    cluster.api.insert(configmap("default", "demo", true));
+    let path = configmaps_in("default");
+    // RBAC's answer to a list, word for word.
+    let forbidden = apiserver::status(
+        403,
+        "Forbidden",
+        &format!(
+            "configmaps is forbidden: User \"{}\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\"",
+            apiserver::USER
+        ),
+        Some(json!({"kind": "configmaps"})),
+    );
+    cluster.api.fail("GET", &path, Fault::Status(forbidden));
+    let output = cluster.audit(&["-n", "default"]).await;
+    assert_failed_without_report(
+        &output,
+        "listing configmaps in namespace default (page 1): not allowed (HTTP 403): configmaps is forbidden: User \"system:serviceaccount:vmcp-normalizer:vmcp-normalizer\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\"",
+    );
+    // Nothing more was asked once the first list failed.
+    assert_eq!(cluster.api.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_is_an_error() {
+    let cluster = cluster().await;
+    cluster.api.insert(configmap("default", "demo", false));
+    let path = deployments_in("default");
+    cluster.api.fail(
+        "GET",
+        &path,
+        Fault::Status(apiserver::status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(json!({})),
+        )),
+    );
+    // JSON too: no document at all, not one with fewer findings.
+    let output = cluster.audit(&["-o", "json"]).await;
+    assert_failed_without_report(
+        &output,
+        "listing deployments.apps in namespace default (page 1): not found (HTTP 404): the server could not find the requested resource",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_continue_token_is_an_error_not_a_shorter_list() {
+    let cluster = cluster().await;
+    for i in 0..3 {
+        cluster
+            .api
+            .insert(configmap("default", &format!("v{i}"), true));
+    }
+    cluster.api.fail_continued(
+        &configmaps_in("default"),
+        Fault::Status(apiserver::expired()),
+        false,
+    );
+    let output = cluster.audit(&["--chunk-size", "2"]).await;
+    assert_failed_without_report(
+        &output,
+        "listing configmaps in namespace default (page 2): the API server no longer serves this list's continuation (HTTP 410 Gone): The provided continue parameter is too old",
+    );
+    assert_eq!(cluster.api.list_queries(&configmaps_in("default")).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_the_first_page_writes_no_report() {
+    let cluster = cluster().await;
+    // Page 1 holds nothing to report: a report now would claim "all canonical".
+    for i in 0..3 {
+        cluster
+            .api
+            .insert(configmap("default", &format!("v{i}"), i < 2));
+    }
+    cluster.api.fail_continued(
+        &configmaps_in("default"),
+        Fault::Status(apiserver::internal_error("etcdserver: request timed out")),
+        true,
+    );
+    for format in ["table", "json"] {
+        cluster.api.fail_continued(
+            &configmaps_in("default"),
+            Fault::Status(apiserver::internal_error("etcdserver: request timed out")),
+            true,
+        );
+        let output = cluster.audit(&["--chunk-size", "2", "-o", format]).await;
+        assert_failed_without_report(
+            &output,
+            "listing configmaps in namespace default (page 2): the API server answered HTTP 500: Internal error occurred: etcdserver: request timed out",
+        );
+    }
+    // Read whole, page 2 holds a finding.
+    let output = cluster.audit(&["--chunk-size", "2"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_times_out_with_a_clear_error() {
+    let cluster = cluster().await;
+    cluster.api.insert(configmap("default", "demo", true));
+    cluster
+        .api
+        .fail("GET", &deployments_in("default"), Fault::Hang);
+    let started = Instant::now();
+    let output = cluster.audit(&["--request-timeout", "1s"]).await;
+    assert_failed_without_report(
+        &output,
+        "listing deployments.apps in namespace default (page 1): no answer from the API server within 1s (--request-timeout)",
+    );
+    // Loose: the deadline is 1 s, not the 30 s default.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_cluster_configured_is_an_error() {
+    let cluster = cluster().await;
+    let output = cluster.run(Vec::new(), Vec::new()).await;
+    assert_failed_without_report(&output, "no cluster to read");
+    let output = cluster
+        .run(
+            vec!["--kubeconfig".into(), "/nonexistent/kubeconfig".into()],
+            Vec::new(),
+        )
+        .await;
+    assert_failed_without_report(&output, "cannot load kubeconfig /nonexistent/kubeconfig");
+    assert!(cluster.api.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_credentials_and_an_unreachable_server_are_errors() {
+    let cluster = cluster().await;
+    let wrong_token = cluster.dir.path().join("wrong-token");
+    std::fs::write(
+        &wrong_token,
+        cluster
+            .api
+            .kubeconfig()
+            .replace(apiserver::TOKEN, "not-the-token"),
+    )
+    .unwrap();
+    let output = cluster
+        .run(
+            vec!["--kubeconfig".into(), wrong_token.display().to_string()],
+            Vec::new(),
+        )
+        .await;
+    assert_failed_without_report(
+        &output,
+        "listing configmaps in namespace default (page 1): not allowed (HTTP 401): Unauthorized",
+    );
+
+    // A stand-in that has stopped: nothing listens on its port any more.
+    let gone = ApiServer::start().await;
+    let dir = cluster.dir.path().join("gone");
+    std::fs::create_dir(&dir).unwrap();
+    let kubeconfig = gone.write_kubeconfig(&dir);
+    drop(gone);
+    let output = cluster
+        .run(
+            vec!["--kubeconfig".into(), kubeconfig.display().to_string()],
+            Vec::new(),
+        )
+        .await;
+    assert_failed_without_report(
+        &output,
+        "listing configmaps in namespace default (page 1): cannot reach the API server",
+    );
+}
+
+#[test]
+fn help_documents_every_exit_code_and_the_flags() {
+    let output = Command::new(BIN)
+        .args(["audit", "--help"])
+        .output()
+        .unwrap();
+    let help = stdout(&output);
+    for code in ["0  ", "1  ", "2  ", "3  "] {
+        assert!(help.contains(&format!("\n  {code}")), "{code}: {help}");
+    }
+    for flag in [
+        "--kubeconfig",
+        "--context",
+        "-n, --namespace",
+        "-A, --all-namespaces",
+        "-o, --output",
+        "--chunk-size",
+        "--request-timeout",
+    ] {
+        assert!(help.contains(flag), "{flag}: {help}");
+    }
+    let output = Command::new(BIN)
+        .args(["audit", "-n", "a", "-A"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+/// The README's code blocks after `heading`, up to the next `## ` heading.
+fn readme_blocks(heading: &str, language: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let start = readme.find(heading).expect("the README section");
+    let section = &readme[start..];
+    let end = section[heading.len()..]
+        .find("\n## ")
+        .map_or(section.len(), |end| end + heading.len());
+    section[..end]
+        .split(&format!("```{language}\n"))
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap().to_owned())
+        .collect()
+}
+
+/// The README's JSON example is what the binary prints for the fixture
+/// (its one finding is the first of two).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_json_example_is_real_output() {
+    let cluster = cluster().await;
+    cluster.api.insert(fixture("vmcp-configmap.yaml"));
+    cluster
+        .api
+        .insert(deployment("toolhive-system", "demo-vmcp", NEW_CHECKSUM));
+    let output = cluster
+        .audit(&["-n", "toolhive-system", "-o", "json"])
+        .await;
+    let mut report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    report["findings"].as_array_mut().unwrap().truncate(1);
+    let blocks = readme_blocks("## Audit a live cluster", "json");
+    let example: Value = serde_json::from_str(&blocks[0]).unwrap();
+    assert_eq!(report, example);
+    // And the keys come in the documented order.
+    let text = stdout(&output);
+    let at = |key: &str| text.find(&format!("\"{key}\"")).unwrap();
+    assert!(
+        at("scope") < at("scanned") && at("scanned") < at("findings"),
+        "{text}"
+    );
+}
+
+/// The README's RBAC examples grant `list` on exactly the two resources
+/// the audit reads, and bind it.
+#[test]
+fn the_readme_rbac_examples_grant_what_audit_lists() {
+    let blocks = readme_blocks("### RBAC for `audit`", "yaml");
+    assert_eq!(blocks.len(), 2);
+    for (block, (role, binding)) in blocks.iter().zip([
+        ("ClusterRole", "ClusterRoleBinding"),
+        ("Role", "RoleBinding"),
+    ]) {
+        let documents = vmcp_normalizer::manifest::parse_manifest(block)
+            .unwrap()
+            .documents;
+        assert_eq!(documents.len(), 2);
+        assert_eq!(documents[0]["kind"], role);
+        assert_eq!(
+            documents[0]["rules"],
+            json!([
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
+                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]},
+            ])
+        );
+        assert_eq!(documents[1]["kind"], binding);
+        assert_eq!(documents[1]["roleRef"]["kind"], role);
+        assert_eq!(
+            documents[1]["roleRef"]["name"],
+            documents[0]["metadata"]["name"]
+        );
+        assert_eq!(
+            documents[1]["metadata"]["namespace"],
+            documents[0]["metadata"]["namespace"]
+        );
+    }
+}
