@@ -13,29 +13,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ -n "${HELM:-}" ]]; then
-    helm_from="HELM"
-elif HELM="$(command -v helm)"; then
-    helm_from="PATH"
-else
-    scripts/install-helm.sh >/dev/null
-    HELM="$PWD/.tools/bin/helm"
-    helm_from="scripts/install-helm.sh"
-fi
-export HELM
-echo "==> chart tests use $HELM (from $helm_from): $("$HELM" version --short 2>&1 || true)"
-
-if [[ -n "${PROMTOOL:-}" ]]; then
-    promtool_from="PROMTOOL"
-elif PROMTOOL="$(command -v promtool)"; then
-    promtool_from="PATH"
-else
-    scripts/install-promtool.sh >/dev/null
-    PROMTOOL="$PWD/.tools/bin/promtool"
-    promtool_from="scripts/install-promtool.sh"
-fi
-export PROMTOOL
-echo "==> rule tests use $PROMTOOL (from $promtool_from): $("$PROMTOOL" --version 2>&1 | head -n1 || true)"
+# find_tool VAR NAME INSTALLER VERSION-ARGS...: VAR if set, else NAME on PATH,
+# else what INSTALLER puts in .tools/bin; exported, and said which.
+find_tool() {
+    local var="$1" name="$2" installer="$3" from path
+    shift 3
+    if [[ -n "${!var:-}" ]]; then
+        from="$var" path="${!var}"
+    elif path="$(command -v "$name")"; then
+        from="PATH"
+    else
+        "$installer" >/dev/null
+        from="$installer" path="$PWD/.tools/bin/$name"
+    fi
+    export "$var=$path"
+    echo "==> $name: $path (from $from): $("$path" "$@" 2>&1 | head -n1 || true)"
+}
+find_tool HELM helm scripts/install-helm.sh version --short
+find_tool PROMTOOL promtool scripts/install-promtool.sh --version
 
 cargo test --locked --all-targets "$@"
 cargo test --locked --doc
