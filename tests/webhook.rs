@@ -135,19 +135,27 @@ async fn canonical_configmap_gets_no_patch() {
 
 /// On UPDATE only `object` is normalized: a canonical object over a buggy
 /// `oldObject` needs nothing, and a buggy object gets the same patch as on
-/// CREATE whatever `oldObject` holds.
+/// CREATE whatever `oldObject` holds. `oldObject` is only compared, by the
+/// order-churn detector: both writes changed nothing but the backends'
+/// order, which it reports in a warning and an audit annotation.
 #[tokio::test]
 async fn update_normalizes_object_never_old_object() {
     let fixture_server = start().await;
     let buggy = fixture("vmcp-configmap.yaml");
     let normalized = fixture("vmcp-configmap.normalized.yaml");
+    let churn_warning =
+        "vmcp-normalizer: only the order changed (unstable writer): config.yaml: backends";
     let answer = fixture_server
         .review(
             Http::V2,
             &review("uid-3", "UPDATE", &normalized, Some(&buggy)),
         )
         .await;
-    assert_allowed_without_patch(&answer, "uid-3");
+    assert_eq!(
+        answer["response"],
+        json!({"uid": "uid-3", "allowed": true, "warnings": [churn_warning],
+               "auditAnnotations": {"order-churn": "config.yaml: backends"}})
+    );
 
     let create = fixture_server
         .review(Http::V2, &review("uid-4", "CREATE", &buggy, None))
@@ -159,7 +167,24 @@ async fn update_normalizes_object_never_old_object() {
         )
         .await;
     assert!(decode_patch(&update).is_some());
-    assert_eq!(create, update);
+    let mut expected = create.clone();
+    expected["response"]["warnings"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(churn_warning));
+    expected["response"]["auditAnnotations"]["order-churn"] = json!("config.yaml: backends");
+    assert_eq!(update, expected);
+
+    let metrics = fixture_server.server.metrics_text().await;
+    assert!(
+        metrics.contains(
+            r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="toolhive-vmcp"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="none"} 0"#)
+    );
     fixture_server.server.stop().await;
 }
 
