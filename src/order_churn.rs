@@ -527,7 +527,12 @@ impl<'v> ObjectReader<'v> {
                     let other = other.and_then(|other| other.get(key));
                     let tree = match slot(&self.path, self.in_last_applied) {
                         Slot::Ignored => None,
-                        Slot::Document => Some(document(value, other, depth)?),
+                        Slot::Document => Some(match value {
+                            Value::String(text) => document(text, other, depth)?,
+                            // Not a string: the apiserver refuses it later;
+                            // compared as it is.
+                            _ => self.tree(value, other, depth)?,
+                        }),
                         Slot::LastApplied => Some(self.last_applied_tree(value, depth)?),
                         Slot::Plain => Some(self.tree(value, other, depth)?),
                     };
@@ -579,9 +584,9 @@ fn deeper(depth: usize) -> Result<usize, Skipped> {
     }
 }
 
+/// A JSON scalar (lists and objects are read by [`ObjectReader::tree`]).
 fn json_scalar(value: &Value) -> Tree<'_> {
     match value {
-        Value::Null => Tree::Null,
         Value::Bool(value) => Tree::Bool(*value),
         Value::Number(number) => match (number.as_i64(), number.as_u64(), number.as_f64()) {
             (Some(int), _, _) => Tree::Integer(i128::from(int)),
@@ -590,8 +595,7 @@ fn json_scalar(value: &Value) -> Tree<'_> {
             _ => Tree::Str(Cow::Owned(number.to_string())),
         },
         Value::String(text) => Tree::Str(Cow::Borrowed(text)),
-        // Only scalars come here.
-        Value::Array(_) | Value::Object(_) => Tree::Null,
+        Value::Null | Value::Array(_) | Value::Object(_) => Tree::Null,
     }
 }
 
@@ -606,13 +610,10 @@ fn float_bits(value: f64) -> u64 {
 /// A data value: read as a document only when the other side's text
 /// differs (an unchanged text cannot hold a reorder).
 fn document<'v>(
-    value: &'v Value,
+    text: &'v str,
     other: Option<&'v Value>,
     depth: usize,
 ) -> Result<Tree<'v>, Skipped> {
-    let Value::String(text) = value else {
-        return Ok(json_scalar(value));
-    };
     match other {
         Some(Value::String(other)) if other != text => read_document(text, depth),
         _ => Ok(Tree::Str(Cow::Borrowed(text))),

@@ -284,6 +284,18 @@ fn objects_table() {
             &[],
         ),
         (
+            "a data value that is not a string, changed, and a reorder: content",
+            with(&|o| {
+                o["data"]["hosts"] = json!("- a\n- b\n");
+                o["data"]["bad"] = json!([1]);
+            }),
+            with(&|o| {
+                o["data"]["hosts"] = json!("- b\n- a\n");
+                o["data"]["bad"] = json!([2]);
+            }),
+            &[],
+        ),
+        (
             "a reordered list and a changed label: content",
             with(&|o| o["data"]["hosts"] = json!("- a\n- b\n")),
             with(&|o| {
