@@ -552,3 +552,48 @@ async fn refused_normalization_is_allowed_with_a_warning() {
     );
     fixture_server.server.stop().await;
 }
+
+/// The real binary logs what the order-churn detector found: the lists by
+/// path with their rules, and a checksum-only rollout with its ConfigMap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_churn_and_checksum_only_rollouts_are_logged() {
+    let common::ServedBinary {
+        mut process,
+        pki,
+        addr,
+        ..
+    } = common::serve_binary(&[]);
+    let client = client(&pki.ca_pem, addr, Http::V2);
+    let url = format!("https://localhost:{}/mutate", addr.port());
+
+    let buggy = fixture("vmcp-configmap.yaml");
+    let normalized = fixture("vmcp-configmap.normalized.yaml");
+    let body = review("uid-churn", "UPDATE", &buggy, Some(&normalized));
+    let (status, _) = post_review(&client, &url, &body).await.unwrap();
+    assert_eq!(status, 200);
+    let line = process
+        .wait_for_log("lists changed only in order: the writer emits them in an unstable order");
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["uid"], "uid-churn");
+    assert_eq!(line["kind"], "ConfigMap");
+    assert_eq!(line["name"], "demo-vmcp-vmcp-config");
+    assert_eq!(line["lists"], "config.yaml: backends");
+    assert_eq!(line["rules"], "toolhive-vmcp");
+
+    let stored = fixture("vmcp-deployment.yaml");
+    let mut written = stored.clone();
+    written["spec"]["template"]["metadata"]["annotations"]["toolhive.stacklok.dev/runconfig-checksum"] =
+        json!("0123");
+    let body = review("uid-rollout", "UPDATE", &written, Some(&stored));
+    let (status, answer) = post_review(&client, &url, &body).await.unwrap();
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(
+        answer["response"]["auditAnnotations"]["checksum-only-rollout"],
+        "demo-vmcp-vmcp-config"
+    );
+    let line = process
+        .wait_for_log("checksum-only rollout: the pod template changed only in runconfig-checksum");
+    assert_eq!(line["uid"], "uid-rollout");
+    assert_eq!(line["configmap"], "demo-vmcp-vmcp-config");
+}
