@@ -98,7 +98,7 @@ fn proof_benches(c: &mut Criterion) {
 
 /// The order-churn detector on the operator's write: the buggy fixture over
 /// its canonical form (both config.yaml texts read) and over itself (nothing
-/// read), and 200 backends (61 KB, under the 64 KiB bound) reversed over sorted.
+/// read), and 200 backends (55 KB, under the 64 KiB bound) reversed over sorted.
 fn order_churn_benches(c: &mut Criterion) {
     let buggy = fixture("vmcp-configmap.yaml");
     let canonical = fixture("vmcp-configmap.normalized.yaml");
