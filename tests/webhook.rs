@@ -573,12 +573,28 @@ async fn order_churn_and_checksum_only_rollouts_are_logged() {
     assert_eq!(status, 200);
     let line = process
         .wait_for_log("lists changed only in order: the writer emits them in an unstable order");
-    assert_eq!(line["level"], "WARN", "{line}");
+    // Put back in order by the built-in rule: information, not a warning.
+    assert_eq!(line["level"], "INFO", "{line}");
     assert_eq!(line["uid"], "uid-churn");
     assert_eq!(line["kind"], "ConfigMap");
     assert_eq!(line["name"], "demo-vmcp-vmcp-config");
     assert_eq!(line["lists"], "config.yaml: backends");
     assert_eq!(line["rules"], "toolhive-vmcp");
+
+    // A list no rule reorders: a warning.
+    let mut plain = normalized.clone();
+    plain["data"]["hosts"] = json!("[a, b]");
+    let mut reordered = plain.clone();
+    reordered["data"]["hosts"] = json!("[b, a]");
+    let body = review("uid-plain", "UPDATE", &reordered, Some(&plain));
+    let (status, _) = post_review(&client, &url, &body).await.unwrap();
+    assert_eq!(status, 200);
+    let line = process
+        .wait_for_log("lists changed only in order: the writer emits them in an unstable order");
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["uid"], "uid-plain");
+    assert_eq!(line["lists"], "hosts: .");
+    assert_eq!(line["rules"], "none");
 
     let stored = fixture("vmcp-deployment.yaml");
     let mut written = stored.clone();

@@ -462,15 +462,26 @@ impl Admission {
             for rule in &rules {
                 self.metrics.count_order_churn(kind, rule);
             }
-            tracing::warn!(
-                uid = %capped(&request.uid),
-                kind,
-                namespace = %capped(namespace),
-                name = %capped(name),
-                rules = %rules.join(","),
-                lists = %order_churn_summary(churn),
-                "lists changed only in order: the writer emits them in an unstable order"
-            );
+            macro_rules! churn_line {
+                ($level:ident) => {
+                    tracing::$level!(
+                        uid = %capped(&request.uid),
+                        kind,
+                        namespace = %capped(namespace),
+                        name = %capped(name),
+                        rules = %rules.join(","),
+                        lists = %order_churn_summary(churn),
+                        "lists changed only in order: the writer emits them in an unstable order"
+                    )
+                };
+            }
+            // A list no rule reorders is likely rolling pods out: a warning.
+            // One the webhook puts back in order costs nothing: information.
+            if rules.contains(&order_churn::Rule::None.as_str()) {
+                churn_line!(warn);
+            } else {
+                churn_line!(info);
+            }
         }
         if let Some(rollout) = &churn.checksum_only_rollout {
             self.metrics.checksum_only_rollout(kind);
