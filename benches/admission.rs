@@ -23,7 +23,9 @@ fn review_benches(c: &mut Criterion) {
         .expect("runtime");
     let admission = Admission::new(Arc::new(Metrics::new()));
     let mut group = c.benchmark_group("review");
-    for (name, body) in reviews::bodies().expect("review bodies") {
+    let mut bodies = reviews::bodies().expect("review bodies");
+    bodies.push(("buggy-over-canonical", churn_body(&bodies)));
+    for (name, body) in bodies {
         if name == "deployment" {
             // Needs the live ConfigMap lookup: bench/deployments.sh measures it.
             continue;
@@ -38,6 +40,26 @@ fn review_benches(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// The operator's write of the buggy order over the stored canonical form:
+/// `buggy` with that `oldObject`, so the order-churn detector reads both
+/// config.yaml texts (the other bodies carry an `oldObject` equal to the
+/// object, which it compares without reading any document).
+fn churn_body(bodies: &[reviews::Body]) -> Vec<u8> {
+    let (_, buggy) = bodies
+        .iter()
+        .find(|(name, _)| *name == "buggy")
+        .expect("the buggy body");
+    let mut review: serde_json::Value = serde_json::from_slice(buggy).expect("JSON");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/vmcp-configmap.normalized.yaml"
+    );
+    let canonical: serde_json::Value =
+        yaml_serde::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("YAML");
+    review["request"]["oldObject"] = canonical;
+    serde_json::to_vec(&review).expect("JSON")
 }
 
 criterion_group!(benches, review_benches);

@@ -8,6 +8,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use serde_json::{Value, json};
 use vmcp_normalizer::checksum::content_checksum;
 use vmcp_normalizer::normalize::{normalize_configmap, sort_backends};
+use vmcp_normalizer::order_churn::{Kind, detect};
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -95,5 +96,43 @@ fn proof_benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fixture_benches, set_size_benches, proof_benches);
+/// The order-churn detector on the operator's write: the buggy fixture over
+/// its canonical form (both config.yaml texts read) and over itself (nothing
+/// read), and 200 backends (55 KB, under the 64 KiB bound) reversed over sorted.
+fn order_churn_benches(c: &mut Criterion) {
+    let buggy = fixture("vmcp-configmap.yaml");
+    let canonical = fixture("vmcp-configmap.normalized.yaml");
+    let mut group = c.benchmark_group("order_churn");
+    group.bench_function("fixture_reordered", |b| {
+        b.iter(|| detect(Kind::ConfigMap, black_box(&canonical), black_box(&buggy)))
+    });
+    group.bench_function("fixture_unchanged", |b| {
+        b.iter(|| detect(Kind::ConfigMap, black_box(&buggy), black_box(&buggy)))
+    });
+    let (shuffled, sorted) = (
+        configmap(&config(200, false)),
+        configmap(&config(200, true)),
+    );
+    // What is measured is a detection, not a skip.
+    for (old, new) in [(&canonical, &buggy), (&sorted, &shuffled)] {
+        let churn = detect(Kind::ConfigMap, old, new);
+        assert_eq!(
+            churn.as_ref().map(|churn| churn.lists.len()),
+            Ok(1),
+            "{churn:?}"
+        );
+    }
+    group.bench_function("reordered_200", |b| {
+        b.iter(|| detect(Kind::ConfigMap, black_box(&sorted), black_box(&shuffled)))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    fixture_benches,
+    set_size_benches,
+    proof_benches,
+    order_churn_benches
+);
 criterion_main!(benches);

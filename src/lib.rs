@@ -12,6 +12,7 @@ pub mod lookup;
 pub mod manifest;
 pub mod metrics;
 pub mod normalize;
+pub mod order_churn;
 pub mod recognize;
 pub mod selftest;
 pub mod server;

@@ -50,6 +50,29 @@ pub struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChurnLabels {
+    pub kind: &'static str,
+    pub rule: &'static str,
+}
+
+/// The `{kind, rule}` pairs the order-churn detector can count: only
+/// ConfigMaps have a built-in rule. Exported at zero from the start.
+pub const ORDER_CHURN_LABELS: [ChurnLabels; 3] = [
+    ChurnLabels {
+        kind: "ConfigMap",
+        rule: "toolhive-vmcp",
+    },
+    ChurnLabels {
+        kind: "ConfigMap",
+        rule: "none",
+    },
+    ChurnLabels {
+        kind: "Deployment",
+        rule: "none",
+    },
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: &'static str,
 }
@@ -153,6 +176,13 @@ pub struct Metrics {
     pub certificate_store_rounds: Family<OutcomeLabels, Counter>,
     /// Self-managed certificates this replica issued, by reason.
     pub certificate_issuances: Family<ReasonLabels, Counter>,
+    /// UPDATEs whose only change was the order of one or more lists, by kind
+    /// and rule (`toolhive-vmcp` when the built-in normalizer reorders the
+    /// list, `none` when the detector only warns); once per rule per UPDATE.
+    pub order_churn: Family<ChurnLabels, Counter>,
+    /// Deployment UPDATEs whose pod template changed only in its
+    /// `runconfig-checksum` annotation, by kind.
+    pub checksum_only_rollouts: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -308,6 +338,20 @@ impl Metrics {
             "Self-managed serving certificates issued by this replica, by reason",
             certificate_issuances.clone(),
         );
+        let order_churn = Family::<ChurnLabels, Counter>::default();
+        registry.register(
+            "order_churn",
+            "Updates that changed only the order of lists, by kind and by the rule that reorders them (none: warned only)",
+            order_churn.clone(),
+        );
+        start_at_zero(&order_churn, ORDER_CHURN_LABELS);
+        let checksum_only_rollouts = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "checksum_only_rollouts",
+            "Deployment updates whose pod template changed only in the runconfig-checksum annotation",
+            checksum_only_rollouts.clone(),
+        );
+        start_at_zero(&checksum_only_rollouts, [KindLabels { kind: "Deployment" }]);
         Self {
             registry: root,
             admissions,
@@ -323,6 +367,8 @@ impl Metrics {
             configmap_lookup_duration,
             certificate_store_rounds,
             certificate_issuances,
+            order_churn,
+            checksum_only_rollouts,
         }
     }
 
@@ -361,6 +407,20 @@ impl Metrics {
     pub fn certificate_issued(&self, reason: &'static str) {
         self.certificate_issuances
             .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Count an UPDATE that changed only list order, once per rule it touched.
+    pub fn count_order_churn(&self, kind: &'static str, rule: &'static str) {
+        self.order_churn
+            .get_or_create(&ChurnLabels { kind, rule })
+            .inc();
+    }
+
+    /// Count a Deployment UPDATE whose pod template changed only in its checksum.
+    pub fn checksum_only_rollout(&self, kind: &'static str) {
+        self.checksum_only_rollouts
+            .get_or_create(&KindLabels { kind })
             .inc();
     }
 
@@ -570,6 +630,14 @@ mod tests {
                 r#"vmcp_normalizer_certificate_issuances_total{{reason="{reason}"}}"#
             ));
         }
+        for labels in &ORDER_CHURN_LABELS {
+            expected.push(format!(
+                r#"vmcp_normalizer_order_churn_total{{kind="{}",rule="{}"}}"#,
+                labels.kind, labels.rule
+            ));
+        }
+        expected
+            .push(r#"vmcp_normalizer_checksum_only_rollouts_total{kind="Deployment"}"#.to_owned());
         for series in &expected {
             assert_eq!(sample(&text, series), Some(0.0), "{series} in\n{text}");
         }
@@ -597,5 +665,32 @@ mod tests {
         ] {
             assert!(reasons.contains(&reason), "{reason}");
         }
+    }
+
+    #[test]
+    fn order_churn_series_start_at_zero_and_count() {
+        let metrics = Metrics::new();
+        let text = metrics.encode().expect("encode");
+        for line in [
+            r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="toolhive-vmcp"} 0"#,
+            r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="none"} 0"#,
+            r#"vmcp_normalizer_order_churn_total{kind="Deployment",rule="none"} 0"#,
+            r#"vmcp_normalizer_checksum_only_rollouts_total{kind="Deployment"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        metrics.count_order_churn("ConfigMap", "toolhive-vmcp");
+        metrics.count_order_churn("ConfigMap", "toolhive-vmcp");
+        metrics.checksum_only_rollout("Deployment");
+        let text = metrics.encode().expect("encode");
+        assert!(text.contains(
+            r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="toolhive-vmcp"} 2"#
+        ));
+        assert!(
+            text.contains(r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="none"} 0"#)
+        );
+        assert!(
+            text.contains(r#"vmcp_normalizer_checksum_only_rollouts_total{kind="Deployment"} 1"#)
+        );
     }
 }

@@ -135,19 +135,27 @@ async fn canonical_configmap_gets_no_patch() {
 
 /// On UPDATE only `object` is normalized: a canonical object over a buggy
 /// `oldObject` needs nothing, and a buggy object gets the same patch as on
-/// CREATE whatever `oldObject` holds.
+/// CREATE whatever `oldObject` holds. `oldObject` is only compared, by the
+/// order-churn detector: both writes changed nothing but the backends'
+/// order, which it reports in a warning and an audit annotation.
 #[tokio::test]
 async fn update_normalizes_object_never_old_object() {
     let fixture_server = start().await;
     let buggy = fixture("vmcp-configmap.yaml");
     let normalized = fixture("vmcp-configmap.normalized.yaml");
+    let churn_warning =
+        "vmcp-normalizer: only the order changed (unstable writer): config.yaml: backends";
     let answer = fixture_server
         .review(
             Http::V2,
             &review("uid-3", "UPDATE", &normalized, Some(&buggy)),
         )
         .await;
-    assert_allowed_without_patch(&answer, "uid-3");
+    assert_eq!(
+        answer["response"],
+        json!({"uid": "uid-3", "allowed": true, "warnings": [churn_warning],
+               "auditAnnotations": {"order-churn": "config.yaml: backends"}})
+    );
 
     let create = fixture_server
         .review(Http::V2, &review("uid-4", "CREATE", &buggy, None))
@@ -159,7 +167,24 @@ async fn update_normalizes_object_never_old_object() {
         )
         .await;
     assert!(decode_patch(&update).is_some());
-    assert_eq!(create, update);
+    let mut expected = create.clone();
+    expected["response"]["warnings"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(churn_warning));
+    expected["response"]["auditAnnotations"]["order-churn"] = json!("config.yaml: backends");
+    assert_eq!(update, expected);
+
+    let metrics = fixture_server.server.metrics_text().await;
+    assert!(
+        metrics.contains(
+            r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="toolhive-vmcp"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="none"} 0"#)
+    );
     fixture_server.server.stop().await;
 }
 
@@ -528,4 +553,65 @@ async fn refused_normalization_is_allowed_with_a_warning() {
         "{metrics}"
     );
     fixture_server.server.stop().await;
+}
+
+/// The real binary logs what the order-churn detector found: the lists by
+/// path with their rules, and a checksum-only rollout with its ConfigMap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_churn_and_checksum_only_rollouts_are_logged() {
+    let common::ServedBinary {
+        mut process,
+        pki,
+        addr,
+        ..
+    } = common::serve_binary(&[]);
+    let client = client(&pki.ca_pem, addr, Http::V2);
+    let url = format!("https://localhost:{}/mutate", addr.port());
+
+    let buggy = fixture("vmcp-configmap.yaml");
+    let normalized = fixture("vmcp-configmap.normalized.yaml");
+    let body = review("uid-churn", "UPDATE", &buggy, Some(&normalized));
+    let (status, _) = post_review(&client, &url, &body).await.unwrap();
+    assert_eq!(status, 200);
+    let line = process
+        .wait_for_log("lists changed only in order: the writer emits them in an unstable order");
+    // Put back in order by the built-in rule: information, not a warning.
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["uid"], "uid-churn");
+    assert_eq!(line["kind"], "ConfigMap");
+    assert_eq!(line["name"], "demo-vmcp-vmcp-config");
+    assert_eq!(line["lists"], "config.yaml: backends");
+    assert_eq!(line["rules"], "toolhive-vmcp");
+
+    // A list no rule reorders: a warning.
+    let mut plain = normalized.clone();
+    plain["data"]["hosts"] = json!("[a, b]");
+    let mut reordered = plain.clone();
+    reordered["data"]["hosts"] = json!("[b, a]");
+    let body = review("uid-plain", "UPDATE", &reordered, Some(&plain));
+    let (status, _) = post_review(&client, &url, &body).await.unwrap();
+    assert_eq!(status, 200);
+    let line = process
+        .wait_for_log("lists changed only in order: the writer emits them in an unstable order");
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["uid"], "uid-plain");
+    assert_eq!(line["lists"], "hosts: .");
+    assert_eq!(line["rules"], "none");
+
+    let stored = fixture("vmcp-deployment.yaml");
+    let mut written = stored.clone();
+    written["spec"]["template"]["metadata"]["annotations"]["toolhive.stacklok.dev/runconfig-checksum"] =
+        json!("0123");
+    let body = review("uid-rollout", "UPDATE", &written, Some(&stored));
+    let (status, answer) = post_review(&client, &url, &body).await.unwrap();
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(
+        answer["response"]["auditAnnotations"]["checksum-only-rollout"],
+        "demo-vmcp-vmcp-config"
+    );
+    let line = process
+        .wait_for_log("checksum-only rollout: the pod template changed only in runconfig-checksum");
+    assert_eq!(line["uid"], "uid-rollout");
+    assert_eq!(line["configmap"], "demo-vmcp-vmcp-config");
 }

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::log_field::capped;
 use crate::metrics::{AdmissionLabels, KindLabels, Metrics, ReasonLabels};
 use crate::normalize::{self, Change, Outcome};
+use crate::order_churn::{self, MAX_REPORTED_LISTS, OrderChurn};
 use crate::recognize::CONFIG_KEY;
 
 pub use wire::{
@@ -40,6 +41,14 @@ const INLINE_BODY_LIMIT: usize = 64 * 1024;
 /// more at once would not finish sooner; the others wait within their
 /// deadline.
 const LARGE_NORMALIZATIONS: usize = 1;
+
+/// Audit annotation naming the lists an UPDATE changed only in order.
+pub const ORDER_CHURN_ANNOTATION: &str = "order-churn";
+/// Audit annotation naming the ConfigMap of a checksum-only rollout.
+pub const CHECKSUM_ONLY_ROLLOUT_ANNOTATION: &str = "checksum-only-rollout";
+/// Audit annotation values are cut to this many bytes: they go into every
+/// audit event of the write.
+const MAX_AUDIT_VALUE_BYTES: usize = 1024;
 
 /// The most a ConfigMap's data may hold: the apiserver rejects a larger one
 /// after admission, so normalizing it would cost memory for nothing.
@@ -349,6 +358,7 @@ impl Admission {
         let mut request = parse_review(body)?;
         let target = Target::of(&request);
         let deadline = received + budget;
+        let churn = detect_order_churn(&request, target);
         let verdict = if writes_object(&request) {
             let object = request.object.take();
             let large = body.len() > INLINE_BODY_LIMIT;
@@ -363,8 +373,15 @@ impl Admission {
         } else {
             Verdict::allow(Decision::Skipped)
         };
+        let verdict = match &churn {
+            Some(churn) => with_order_churn(verdict, churn),
+            None => verdict,
+        };
         let response = encode_response(&request.uid, &verdict)?;
         self.record(&request, target, &verdict, started.elapsed());
+        if let Some(churn) = &churn {
+            self.record_order_churn(&request, target, churn);
+        }
         Ok(response)
     }
 
@@ -482,6 +499,52 @@ impl Admission {
 }
 
 impl Admission {
+    /// Count and log what the order-churn detector found in one UPDATE.
+    fn record_order_churn(&self, request: &AdmissionRequest, target: Target, churn: &OrderChurn) {
+        let kind = target.label();
+        let namespace = request.namespace.as_deref().unwrap_or("");
+        let name = request.name.as_deref().unwrap_or("");
+        if !churn.lists.is_empty() {
+            let mut rules: Vec<&'static str> =
+                churn.lists.iter().map(|list| list.rule.as_str()).collect();
+            rules.sort_unstable();
+            rules.dedup();
+            for rule in &rules {
+                self.metrics.count_order_churn(kind, rule);
+            }
+            macro_rules! churn_line {
+                ($level:ident) => {
+                    tracing::$level!(
+                        uid = %capped(&request.uid),
+                        kind,
+                        namespace = %capped(namespace),
+                        name = %capped(name),
+                        rules = %rules.join(","),
+                        lists = %order_churn_summary(churn),
+                        "lists changed only in order: the writer emits them in an unstable order"
+                    )
+                };
+            }
+            // A list no rule reorders is likely rolling pods out: a warning.
+            // One the webhook puts back in order costs nothing: information.
+            if rules.contains(&order_churn::Rule::None.as_str()) {
+                churn_line!(warn);
+            } else {
+                churn_line!(info);
+            }
+        }
+        if let Some(rollout) = &churn.checksum_only_rollout {
+            self.metrics.checksum_only_rollout(kind);
+            tracing::info!(
+                uid = %capped(&request.uid),
+                namespace = %capped(namespace),
+                deployment = %capped(name),
+                configmap = %capped(rollout.configmap.as_deref().unwrap_or("")),
+                "checksum-only rollout: the pod template changed only in runconfig-checksum"
+            );
+        }
+    }
+
     /// Run the normalizer; `None` when it panicked (a bug), so that costs one
     /// write left unchanged rather than the connection. Large documents go to
     /// the blocking pool one at a time; the turn is held by the work itself,
@@ -543,6 +606,99 @@ fn configmap_verdict(outcome: Option<Outcome>) -> Verdict {
         None => Verdict::allow(Decision::Error)
             .with_warning("vmcp-normalizer: internal error; ConfigMap left unchanged"),
     }
+}
+
+/// Run the order-churn detector on an UPDATE of a kind this webhook
+/// watches, comparing the object as received with `oldObject`. It never
+/// fails the write: when it cannot decide (or panics) that is logged and the
+/// answer goes without it.
+fn detect_order_churn(request: &AdmissionRequest, target: Target) -> Option<OrderChurn> {
+    if request.operation != "UPDATE" || !writes_object(request) {
+        return None;
+    }
+    let kind = match target {
+        Target::ConfigMap => order_churn::Kind::ConfigMap,
+        Target::Deployment => order_churn::Kind::Deployment,
+        Target::Other => return None,
+    };
+    let (Some(new), Some(old)) = (request.object.as_ref(), request.old_object.as_deref()) else {
+        return None;
+    };
+    let old: Value = match serde_json::from_str(old.get()) {
+        Ok(old) => old,
+        Err(error) => {
+            tracing::debug!(uid = %capped(&request.uid), %error, "order-churn detector: oldObject not read");
+            return None;
+        }
+    };
+    match catch_unwind(AssertUnwindSafe(|| order_churn::detect(kind, &old, new))) {
+        Ok(Ok(churn)) => Some(churn).filter(|churn| !churn.is_empty()),
+        Ok(Err(skipped)) => {
+            tracing::debug!(
+                uid = %capped(&request.uid),
+                reason = skipped.as_str(),
+                %skipped,
+                "order-churn detector skipped"
+            );
+            None
+        }
+        Err(_) => {
+            tracing::error!(uid = %capped(&request.uid), "order-churn detector panicked; answered without it");
+            None
+        }
+    }
+}
+
+/// `verdict` with a warning per list changed only in order and the audit
+/// annotations; its decision and patch stay as they are.
+fn with_order_churn(mut verdict: Verdict, churn: &OrderChurn) -> Verdict {
+    for list in &churn.lists {
+        verdict = verdict.with_warning(format!(
+            "vmcp-normalizer: only the order changed (unstable writer): {}",
+            list.path
+        ));
+    }
+    if churn.more {
+        verdict = verdict.with_warning(format!(
+            "vmcp-normalizer: more than {MAX_REPORTED_LISTS} lists changed only in order"
+        ));
+    }
+    if !churn.lists.is_empty() {
+        verdict = verdict.with_audit_annotation(ORDER_CHURN_ANNOTATION, order_churn_summary(churn));
+    }
+    if let Some(rollout) = &churn.checksum_only_rollout {
+        let configmap = rollout.configmap.as_deref().unwrap_or("unknown");
+        verdict = verdict
+            .with_audit_annotation(CHECKSUM_ONLY_ROLLOUT_ANNOTATION, cut(configmap.to_owned()));
+    }
+    verdict
+}
+
+/// The reordered lists' paths, comma-separated, at most
+/// [`MAX_AUDIT_VALUE_BYTES`].
+fn order_churn_summary(churn: &OrderChurn) -> String {
+    let mut summary = churn
+        .lists
+        .iter()
+        .map(|list| list.path.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if churn.more {
+        summary.push_str(", …");
+    }
+    cut(summary)
+}
+
+fn cut(mut value: String) -> String {
+    if value.len() > MAX_AUDIT_VALUE_BYTES {
+        let mut end = MAX_AUDIT_VALUE_BYTES - '…'.len_utf8();
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        value.truncate(end);
+        value.push('…');
+    }
+    value
 }
 
 fn change_label(change: &Change) -> &'static str {

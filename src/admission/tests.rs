@@ -524,3 +524,230 @@ async fn counters_start_at_zero_before_the_first_review() {
         assert!(text.contains(series), "{series} missing from:\n{text}");
     }
 }
+
+// ---- The order-churn detector on the admission path ----
+
+fn fixture(text: &str) -> Value {
+    yaml_serde::from_str(text).expect("fixture YAML")
+}
+
+fn buggy_configmap() -> Value {
+    fixture(include_str!("../../tests/fixtures/vmcp-configmap.yaml"))
+}
+
+fn normalized_configmap() -> Value {
+    fixture(include_str!(
+        "../../tests/fixtures/vmcp-configmap.normalized.yaml"
+    ))
+}
+
+fn deployment() -> Value {
+    fixture(include_str!("../../tests/fixtures/vmcp-deployment.yaml"))
+}
+
+/// `review`, with `oldObject`.
+fn review_over(operation: &str, group: &str, resource: &str, object: Value, old: Value) -> Vec<u8> {
+    let mut body: Value =
+        serde_json::from_slice(&review(operation, group, resource, object)).unwrap();
+    body["request"]["oldObject"] = old;
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// The operator's write of the buggy order over the stored canonical form:
+/// the normalizer's answer, unchanged, plus the churn warning and annotation.
+#[tokio::test]
+async fn an_update_that_only_reorders_backends_is_reported() {
+    let admission = admission();
+    let create = answer(
+        &admission,
+        &review("CREATE", "", "configmaps", buggy_configmap()),
+    )
+    .await;
+    let update = answer(
+        &admission,
+        &review_over(
+            "UPDATE",
+            "",
+            "configmaps",
+            buggy_configmap(),
+            normalized_configmap(),
+        ),
+    )
+    .await;
+    let response = &update["response"];
+    assert_eq!(response["patch"], create["response"]["patch"]);
+    assert_eq!(
+        response["warnings"],
+        json!([
+            "vmcp-normalizer: sorted 5 backends by name in config.yaml",
+            "vmcp-normalizer: content-checksum 9ba036ba5342 -> 32cf106c9df1",
+            "vmcp-normalizer: only the order changed (unstable writer): config.yaml: backends",
+        ])
+    );
+    assert_eq!(
+        response["auditAnnotations"],
+        json!({"normalized": "backends-reordered,content-checksum",
+               "order-churn": "config.yaml: backends"})
+    );
+    let text = admission.metrics().encode().unwrap();
+    assert!(
+        text.contains(
+            r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="toolhive-vmcp"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="none"} 0"#));
+}
+
+/// A ConfigMap no rule reorders: warned about, never patched.
+#[tokio::test]
+async fn churn_in_a_list_no_rule_reorders_is_warned_only() {
+    let admission = admission();
+    let configmap = |hosts: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "plain"},
+               "data": {"hosts.json": hosts, "other": "x"}})
+    };
+    let update = answer(
+        &admission,
+        &review_over(
+            "UPDATE",
+            "",
+            "configmaps",
+            configmap(r#"{"hosts": ["b", "a"]}"#),
+            configmap(r#"{"hosts": ["a", "b"]}"#),
+        ),
+    )
+    .await;
+    assert_eq!(
+        update["response"],
+        json!({"uid": UID, "allowed": true,
+               "warnings": ["vmcp-normalizer: only the order changed (unstable writer): hosts.json: hosts"],
+               "auditAnnotations": {"order-churn": "hosts.json: hosts"}})
+    );
+    let text = admission.metrics().encode().unwrap();
+    assert!(text.contains(r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="none"} 1"#));
+    assert!(
+        text.contains(
+            r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="toolhive-vmcp"} 0"#
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_whose_template_changed_only_in_its_checksum_is_counted() {
+    let admission = admission();
+    let stored = deployment();
+    let mut written = stored.clone();
+    written["spec"]["template"]["metadata"]["annotations"]["toolhive.stacklok.dev/runconfig-checksum"] =
+        json!("0123");
+    let update = answer(
+        &admission,
+        &review_over("UPDATE", "apps", "deployments", written, stored),
+    )
+    .await;
+    assert_eq!(
+        update["response"],
+        json!({"uid": UID, "allowed": true,
+               "auditAnnotations": {"checksum-only-rollout": "demo-vmcp-vmcp-config"}})
+    );
+    let text = admission.metrics().encode().unwrap();
+    assert!(
+        text.contains(r#"vmcp_normalizer_checksum_only_rollouts_total{kind="Deployment"} 1"#),
+        "{text}"
+    );
+}
+
+/// CREATE, DELETE and subresource writes get nothing from the detector,
+/// whatever `oldObject` holds; nor does an UPDATE that changes content.
+#[tokio::test]
+async fn only_order_only_updates_of_the_object_are_reported() {
+    let admission = admission();
+    let (buggy, normalized) = (buggy_configmap(), normalized_configmap());
+    let create = answer(
+        &admission,
+        &review_over(
+            "CREATE",
+            "",
+            "configmaps",
+            buggy.clone(),
+            normalized.clone(),
+        ),
+    )
+    .await;
+    let plain_create = answer(
+        &admission,
+        &review("CREATE", "", "configmaps", buggy.clone()),
+    )
+    .await;
+    assert_eq!(create, plain_create);
+
+    let delete = answer(
+        &admission,
+        &review_over("DELETE", "", "configmaps", Value::Null, normalized.clone()),
+    )
+    .await;
+    assert_eq!(delete["response"], json!({"uid": UID, "allowed": true}));
+
+    let mut status: Value = serde_json::from_slice(&review_over(
+        "UPDATE",
+        "",
+        "configmaps",
+        buggy.clone(),
+        normalized.clone(),
+    ))
+    .unwrap();
+    status["request"]["subResource"] = json!("status");
+    let status = answer(&admission, &serde_json::to_vec(&status).unwrap()).await;
+    assert_eq!(status["response"], json!({"uid": UID, "allowed": true}));
+
+    let mut changed = buggy.clone();
+    changed["metadata"]["labels"]["extra"] = json!("1");
+    let content = answer(
+        &admission,
+        &review_over("UPDATE", "", "configmaps", changed, normalized),
+    )
+    .await;
+    assert!(
+        content["response"]["auditAnnotations"]
+            .get("order-churn")
+            .is_none()
+    );
+    let text = admission.metrics().encode().unwrap();
+    assert!(
+        text.contains(
+            r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="toolhive-vmcp"} 0"#
+        )
+    );
+}
+
+#[test]
+fn many_lists_are_summed_up_and_the_audit_value_is_bounded() {
+    use crate::order_churn::{ReorderedList, Rule};
+    let churn = OrderChurn {
+        lists: (0..MAX_REPORTED_LISTS)
+            .map(|k| ReorderedList {
+                path: format!("data: {}{k}", "k".repeat(190)),
+                rule: Rule::None,
+            })
+            .collect(),
+        more: true,
+        checksum_only_rollout: None,
+    };
+    let verdict = with_order_churn(Verdict::allow(Decision::Unchanged), &churn);
+    assert_eq!(verdict.decision, Decision::Unchanged);
+    assert!(verdict.patch.is_none());
+    assert_eq!(verdict.warnings.len(), MAX_REPORTED_LISTS + 1);
+    assert_eq!(
+        verdict.warnings.last().unwrap(),
+        "vmcp-normalizer: more than 8 lists changed only in order"
+    );
+    assert!(
+        verdict
+            .warnings
+            .iter()
+            .all(|w| w.len() <= MAX_WARNING_BYTES)
+    );
+    let summary = &verdict.audit_annotations[ORDER_CHURN_ANNOTATION];
+    assert_eq!(summary.len(), MAX_AUDIT_VALUE_BYTES);
+    assert!(summary.ends_with('…'));
+}

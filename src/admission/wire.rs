@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{AdmissionError, Verdict};
 
@@ -30,8 +31,8 @@ struct ReviewIn {
     request: Option<AdmissionRequest>,
 }
 
-/// The fields of `AdmissionReview.request` the webhook uses. Everything else,
-/// `oldObject` included, is skipped while parsing and never looked at.
+/// The fields of `AdmissionReview.request` the webhook uses. Everything else
+/// is skipped while parsing and never looked at.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdmissionRequest {
@@ -54,6 +55,10 @@ pub struct AdmissionRequest {
     /// The object being written (absent on DELETE).
     #[serde(default)]
     pub object: Option<Value>,
+    /// The stored object (UPDATE, DELETE), kept as its JSON text: only the
+    /// order-churn detector reads it, and only on an UPDATE.
+    #[serde(default)]
+    pub old_object: Option<Box<RawValue>>,
     #[serde(default)]
     pub dry_run: Option<bool>,
 }
