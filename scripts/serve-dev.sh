@@ -31,7 +31,7 @@ command -v cargo >/dev/null || {
 }
 if [[ ! -x "$binary" ]]; then
     # Measured on a fresh clone, see BENCHMARKS.md ("First run").
-    echo "==> first build: about 200 crates, several minutes (7m44s on 2 busy cores; a line at least every 20 s); later runs start in seconds"
+    echo "==> first build: about 200 crates, about 3 minutes on 2 cores (8 when other builds share them; a line at least every 20 s); later runs start in seconds"
 fi
 
 # Cargo's own lines as they come, and a line of our own after 20 s without
