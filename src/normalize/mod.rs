@@ -13,6 +13,8 @@ mod consumer_yaml;
 mod deployment;
 mod last_applied;
 mod layout;
+mod set_path;
+mod yaml_set;
 
 pub use backends::{Reordered, sort_backends};
 pub use configmap::normalize_configmap;
@@ -20,6 +22,7 @@ pub use deployment::{
     ChecksumSource, ChecksumSync, Unsynced, UnsyncedReason, canonical_content_checksum,
     checksum_source, is_dns_subdomain, sync_runconfig_checksum,
 };
+pub use set_path::{PathError, Segment, SetPath, SetSpec, SortKey};
 
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq)]
