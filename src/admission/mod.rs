@@ -501,6 +501,8 @@ fn change_label(change: &Change) -> &'static str {
         Change::LastAppliedReordered { .. } => "last-applied-reordered",
         Change::LastAppliedLeft(_) => "last-applied-left",
         Change::ContentChecksum { .. } => "content-checksum",
+        Change::SetReordered { .. } => "set-reordered",
+        Change::Checksum { .. } => "checksum",
     }
 }
 
