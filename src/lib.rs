@@ -12,5 +12,6 @@ pub mod manifest;
 pub mod metrics;
 pub mod normalize;
 pub mod recognize;
+pub mod rules;
 pub mod server;
 pub mod splice;
