@@ -306,6 +306,11 @@ impl Admission {
         &self.metrics
     }
 
+    /// The cell the rules in force are stored in (for their reload).
+    pub fn rules_cell(&self) -> Arc<ArcSwap<RuleSet>> {
+        self.rules.clone()
+    }
+
     /// The rules in force now.
     pub fn rules(&self) -> Arc<RuleSet> {
         self.rules.load_full()
