@@ -17,10 +17,10 @@ use serde_json::{Value, json};
 use super::in_place::{self, DocumentEdit};
 use crate::manifest::{Format, for_each_document};
 use crate::normalize::{
-    ChecksumSource, ChecksumSync, Outcome, checksum_source, normalize_object,
-    sync_runconfig_checksum,
+    ChecksumSource, ChecksumSync, Outcome, checksum_source, sync_runconfig_checksum,
 };
 use crate::recognize::is_vmcp_configmap;
+use crate::rules::{Mode, ObjectKind, RuleSet};
 use crate::splice::{Replacement, Step};
 
 /// Exit status: everything canonical (or written normalized).
@@ -54,6 +54,11 @@ pub struct NormalizeArgs {
     /// namespace, name, its RFC 6902 patch, changes and warnings.
     #[arg(long)]
     pub patch: bool,
+    /// Rules file of declared sets (see `rules check`); without it the
+    /// built-in preset toolhive-vmcp runs. A file that fails its checks
+    /// exits 2.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
 }
 
 /// One object of the input, what is to change in it and why.
@@ -99,6 +104,16 @@ pub fn run(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> u8 {
+    let rules = match &args.rules {
+        None => RuleSet::preset(),
+        Some(path) => match crate::server::rules_reload::load_rules(path) {
+            Ok((rules, _)) => rules,
+            Err(error) => {
+                let _ = writeln!(stderr, "error: {error}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+    };
     let sources: Vec<PathBuf> = if args.files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -116,6 +131,7 @@ pub fn run(
         };
         let read = read_source(path, stdin).and_then(|text| {
             read_input(
+                &rules,
                 inputs.len(),
                 name.clone(),
                 text,
@@ -193,6 +209,7 @@ fn read_source(path: &PathBuf, stdin: &mut dyn Read) -> Result<String, String> {
 /// Read one input a document at a time: normalize its ConfigMaps, note its
 /// vMCP Deployments and ConfigMaps, and keep only the documents holding them.
 fn read_input(
+    rules: &RuleSet,
     index: usize,
     name: String,
     text: String,
@@ -209,6 +226,7 @@ fn read_input(
         let mut keep = false;
         let mut visit = |object: &Value, item: Option<usize>| {
             keep |= read_object(
+                rules,
                 object,
                 (index, document, item),
                 objects,
@@ -241,6 +259,7 @@ fn read_input(
 /// Record one object; true when its document must be kept (it holds a vMCP
 /// object).
 fn read_object(
+    rules: &RuleSet,
     object: &Value,
     (input, document, item): (usize, usize, Option<usize>),
     objects: &mut Vec<Object>,
@@ -268,9 +287,26 @@ fn read_object(
         follows: None,
     };
     let mut keep = false;
-    match normalize_object(object) {
+    let applied = match ObjectKind::of(object) {
+        Some(kind) => rules.apply(kind, object),
+        None => crate::rules::Applied {
+            rule: None,
+            outcome: Outcome::NotVmcp,
+        },
+    };
+    let warn_only = applied.rule.is_some_and(|rule| rule.mode == Mode::Warn);
+    let rule = applied.rule_name().to_owned();
+    match applied.outcome {
         Outcome::NotVmcp => {}
         Outcome::Unchanged => keep = true,
+        Outcome::Normalized(normalized) if warn_only => {
+            record.warnings.extend(
+                normalized
+                    .changes
+                    .iter()
+                    .map(|change| format!("rule {rule} (warn only) would have {change}")),
+            );
+        }
         Outcome::Normalized(normalized) => {
             record.changes = normalized.changes.iter().map(ToString::to_string).collect();
             record.patch = normalized.patch.0;
