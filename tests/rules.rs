@@ -74,7 +74,7 @@ fn three_producers_are_put_in_canonical_form() {
     assert_eq!(rule, "gateway-upstreams");
     let config = "routes:\n    - path: /api\n      upstreams:\n        # the canary\n        - name: alpha\n          url: http://alpha:8080\n          weight: 10\n        - name: zeta\n          url: http://zeta:8080\n      middleware:\n        - auth\n        - ratelimit\n    - path: /static\n      upstreams:\n        - name: cdn-a\n        - name: cdn-b\n";
     assert_eq!(gateway["data"]["gateway.yaml"], config);
-    // `printf '%s' "$config" | sha256sum`
+    // Python: hashlib.sha256(config.encode()).hexdigest()
     assert_eq!(
         gateway["metadata"]["annotations"]["example.com/config-sha256"],
         "834bea27d21089a09e7fcc38af2a97b646e58412fa4df2242777fc1692543ed8"

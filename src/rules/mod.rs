@@ -205,6 +205,11 @@ impl RuleSet {
         &self.rules
     }
 
+    /// Rules already checked (taken from other rule sets), in this order.
+    pub fn from_rules(rules: Vec<Rule>) -> Self {
+        Self { name: None, rules }
+    }
+
     /// The first rule that matches `object`, if any.
     pub fn rule_for(&self, kind: ObjectKind<'_>, object: &Value) -> Option<&Rule> {
         self.rules.iter().find(|rule| rule.matches(kind, object))
