@@ -23,9 +23,8 @@ mod reviews;
 /// with a name pattern, a nested set and a checksum, so each is a whole
 /// rule), then the preset: 100 rules.
 fn hundred_rules() -> RuleSet {
-    let mut text = String::from(
-        "apiVersion: vmcp-normalizer.io/v1alpha1\nkind: NormalizationRules\nrules:\n",
-    );
+    let mut text =
+        String::from("apiVersion: vmcp-normalizer.io/v1alpha1\nkind: NormalizationRules\nrules:\n");
     for n in 0..99 {
         let _ = write!(
             text,

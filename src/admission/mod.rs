@@ -379,12 +379,21 @@ impl Admission {
                 rule_verdict(self.run_normalizer(rules, kind, object, large).await)
             }
             Target::Deployment => {
-                // The workload link of the preset runs in the Deployment
-                // mutator; rules files that do not include it leave
-                // Deployments alone.
-                if !rules.includes_preset() {
+                // Workload links run in the Deployment mutator; rules that
+                // link none leave Deployments alone.
+                if !(rules.includes_preset() || rules.links_workloads()) {
                     return Verdict::allow(Decision::Skipped);
                 }
+                let kind = ObjectKind {
+                    api_version: Some("apps/v1"),
+                    kind: "Deployment",
+                };
+                let rule = match rules.workload_rule_for(kind, &object) {
+                    Some(rule) => Some(rule.name.clone()),
+                    None => rules
+                        .includes_preset()
+                        .then(|| crate::rules::PRESET.to_owned()),
+                };
                 let review = DeploymentReview {
                     namespace: request.namespace.as_deref().unwrap_or(""),
                     name: request.name.as_deref().unwrap_or(""),
@@ -394,7 +403,7 @@ impl Admission {
                 };
                 let mut verdict = self.deployments.mutate(review).await;
                 if verdict.decision != Decision::NotVmcp && verdict.decision != Decision::Skipped {
-                    verdict.rule = Some(crate::rules::PRESET.to_owned());
+                    verdict.rule = rule;
                 }
                 verdict
             }

@@ -195,7 +195,7 @@ fn explain_one(rules: &RuleSet, object: &Value, out: &mut String) {
         };
         let _ = writeln!(
             out,
-            "  workload of rule {}: pod-template annotation {} follows the checksum of {source} (kept in step by the webhook, and by normalize when the ConfigMap is in the same input)",
+            "  workload of rule {}: pod-template annotation {} follows the checksum of {source} (kept in step by the webhook, which reads that ConfigMap)",
             rule.name,
             link.map_or("", |link| link.annotation.as_str()),
         );

@@ -25,8 +25,9 @@ pub use data::{
     ChecksumAlgorithm, ChecksumRule, DataFormat, DataRule, normalize_data, normalize_object_sets,
 };
 pub use deployment::{
-    ChecksumSource, ChecksumSync, Unsynced, UnsyncedReason, canonical_content_checksum,
-    checksum_source, is_dns_subdomain, sync_runconfig_checksum,
+    ChecksumSource, ChecksumSync, ConfigMapName, Follow, Unsynced, UnsyncedReason,
+    canonical_content_checksum, checksum_source, checksum_source_of, is_dns_subdomain,
+    sync_checksum_of, sync_runconfig_checksum,
 };
 pub use set_path::{PathError, Segment, SetPath, SetSpec, SortKey};
 

@@ -15,8 +15,8 @@ use std::sync::LazyLock;
 use serde_json::Value;
 
 use crate::normalize::{
-    ChecksumAlgorithm, ChecksumRule, DataFormat, DataRule, Outcome, SetPath, SetSpec, SortKey,
-    normalize_data, normalize_object_sets,
+    ChecksumAlgorithm, ChecksumRule, DataFormat, DataRule, Follow, Outcome, SetPath, SetSpec,
+    SortKey, normalize_data, normalize_object_sets,
 };
 use crate::recognize::at;
 pub use file::{API_VERSION, KIND};
@@ -109,13 +109,8 @@ pub struct WorkloadLink {
     pub config_map: ConfigMapRef,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigMapRef {
-    /// The ConfigMap the pod volume of this name mounts.
-    Volume(String),
-    /// `{name}` replaced by the workload's name.
-    NameTemplate(String),
-}
+/// How a workload names its ConfigMap (a volume, or a name template).
+pub use crate::normalize::ConfigMapName as ConfigMapRef;
 
 /// The kind of an object being matched: from the AdmissionReview's request
 /// (the webhook) or the object itself (the command line).
@@ -249,6 +244,11 @@ impl RuleSet {
     pub fn includes_preset(&self) -> bool {
         self.rules.iter().any(|rule| rule.builtin)
     }
+
+    /// Whether any rule links a workload to its checksum.
+    pub fn links_workloads(&self) -> bool {
+        self.rules.iter().any(|rule| rule.workload.is_some())
+    }
 }
 
 impl Rule {
@@ -276,6 +276,22 @@ impl Rule {
             Action::Data(data) => normalize_data(object, data),
             Action::Object(sets) => normalize_object_sets(object, sets),
         }
+    }
+
+    /// How a workload follows this rule's checksum, when the rule links one.
+    pub fn follow(&self) -> Option<Follow> {
+        let link = self.workload.as_ref()?;
+        let Action::Data(data) = &self.action else {
+            return None;
+        };
+        let checksum = data.checksum.as_ref()?;
+        Some(Follow {
+            annotation: link.annotation.clone(),
+            config_map: link.config_map.clone(),
+            checksum_annotation: checksum.annotation.clone(),
+            data: data.clone(),
+            not_matching: format!("the ConfigMap it names does not match rule {}", self.name),
+        })
     }
 
     /// The declared sets.
@@ -411,8 +427,9 @@ fn nearest(positions: &HashMap<String, Position>, path: &str) -> Option<Position
     }
 }
 
-/// Kinds whose pod template can follow a ConfigMap's checksum.
-const WORKLOAD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
+/// Kinds whose pod template can follow a ConfigMap's checksum (the webhook
+/// receives Deployments only).
+const WORKLOAD_KINDS: [&str; 1] = ["Deployment"];
 
 /// The checks of one file, collecting every problem rather than the first.
 #[derive(Default)]

@@ -256,8 +256,15 @@ fn serve(args: ServeArgs) -> Result<(), ServeError> {
     };
     runtime.block_on(async move {
         let metrics = Arc::new(Metrics::new());
-        let deployments =
+        let mut deployments =
             RunconfigChecksumSync::connect(args.kubeconfig.as_deref(), metrics.clone()).await?;
+        let rules = rules.map(|(rules, path, served)| {
+            let cell = Arc::new(arc_swap::ArcSwap::from_pointee(rules));
+            (cell, path, served)
+        });
+        if let Some((cell, ..)) = &rules {
+            deployments = deployments.with_rules(cell.clone());
+        }
         let self_managed = match args.self_managed_settings()? {
             Some(settings) => {
                 let tls =
@@ -270,8 +277,8 @@ fn serve(args: ServeArgs) -> Result<(), ServeError> {
         };
         let mut admission = Admission::new(metrics).with_deployment_mutator(Arc::new(deployments));
         let mut options = args.server_options();
-        if let Some((rules, path, served)) = rules {
-            admission = admission.with_rules(Arc::new(arc_swap::ArcSwap::from_pointee(rules)));
+        if let Some((cell, path, served)) = rules {
+            admission = admission.with_rules(cell);
             options.rules = Some((path, served));
         }
         // Certificate first: a bad pair must fail before anything binds.
