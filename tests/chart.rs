@@ -2108,6 +2108,23 @@ fn rules_without_the_preset_send_only_what_they_match() {
         "nothing reads ConfigMaps"
     );
 
+    // A workload link alone needs `get` on configmaps, and nothing more.
+    std::fs::write(
+        &values,
+        "certificates: {mode: cert-manager}\nrules:\n  apiVersion: vmcp-normalizer.io/v1alpha1\n  kind: NormalizationRules\n  rules:\n    - name: hosts\n      match: {kind: ConfigMap, selector: {matchLabels: {app: egress}}}\n      key: hosts.json\n      format: json\n      sets: [{path: ., by: .}]\n      checksum: {annotation: example.com/sha256, algorithm: sha256}\n      workload: {kind: Deployment, selector: {matchLabels: {app: egress}}, annotation: example.com/sha256, configMap: {nameTemplate: '{name}-hosts'}}\n",
+    )
+    .unwrap();
+    let docs = render_raw(&["-f", values.to_str().unwrap()]);
+    assert_eq!(webhooks(&docs).len(), 2);
+    let rules: Vec<Value> = rbac_rules(&docs)
+        .into_iter()
+        .map(|(_, rule)| rule)
+        .collect();
+    assert_eq!(
+        rules,
+        [json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]})]
+    );
+
     std::fs::write(
         &values,
         "rules:\n  apiVersion: v1\n  kind: NormalizationRules\n",
