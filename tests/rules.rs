@@ -492,3 +492,36 @@ fn serve_refuses_to_start_with_a_bad_rules_file() {
         "{stderr}"
     );
 }
+
+/// `normalize` keeps a rule's workload link in step offline, as the webhook
+/// does live: the Deployment's annotation takes the checksum of the
+/// canonical ConfigMap of the same input.
+#[test]
+fn normalize_keeps_a_rules_workload_link_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "apiVersion: vmcp-normalizer.io/v1alpha1\nkind: NormalizationRules\nrules:\n- name: hosts\n  match: {kind: ConfigMap, selector: {matchLabels: {app: egress}}}\n  key: hosts.json\n  format: json\n  sets: [{path: ., by: .}]\n  checksum: {annotation: example.com/hosts-sha256, algorithm: sha256}\n  workload:\n    kind: Deployment\n    selector: {matchLabels: {app: egress}}\n    annotation: example.com/hosts-sha256\n    configMap: {nameTemplate: '{name}-hosts'}\n",
+    )
+    .unwrap();
+    let manifest = dir.path().join("egress.yaml");
+    let stale = "0000000000000000000000000000000000000000000000000000000000000000";
+    std::fs::write(
+        &manifest,
+        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: proxy\n  labels: {{app: egress}}\nspec:\n  template:\n    metadata:\n      annotations:\n        example.com/hosts-sha256: \"{stale}\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: proxy-hosts\n  labels: {{app: egress}}\n  annotations:\n    example.com/hosts-sha256: \"{stale}\"\ndata:\n  hosts.json: '[\"b\",\"a\"]'\n"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&[
+        "normalize",
+        "--rules",
+        rules.to_str().unwrap(),
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    // Python: hashlib.sha256(b'["a","b"]').hexdigest()
+    let canonical = "0473ef2dc0d324ab659d3580c1134e9d812035905c4781fdd6d529b0c6860e13";
+    assert_eq!(stdout.matches(canonical).count(), 2, "{stdout}");
+    assert!(stdout.contains("hosts.json: '[\"a\",\"b\"]'"), "{stdout}");
+    assert!(!stdout.contains(stale), "{stdout}");
+}

@@ -17,10 +17,11 @@ use serde_json::{Value, json};
 use super::in_place::{self, DocumentEdit};
 use crate::manifest::{Format, for_each_document};
 use crate::normalize::{
-    ChecksumSource, ChecksumSync, Outcome, checksum_source, sync_runconfig_checksum,
+    ChecksumSource, ChecksumSync, Follow, Outcome, checksum_source, checksum_source_of,
+    sync_checksum_of, sync_runconfig_checksum,
 };
 use crate::recognize::is_vmcp_configmap;
-use crate::rules::{Mode, ObjectKind, RuleSet};
+use crate::rules::{Mode, ObjectKind, Rule, RuleSet};
 use crate::splice::{Replacement, Step};
 
 /// Exit status: everything canonical (or written normalized).
@@ -93,8 +94,19 @@ struct Input {
     written: Option<String>,
 }
 
-/// Where each vMCP ConfigMap is in the input (input, document, item),
-/// under its namespace and name; a name can be there more than once.
+/// A Deployment to keep in step: its index among the objects, and the link
+/// it follows (`None`: the preset's `runconfig-checksum`).
+type FollowingDeployment = (usize, Option<RuleLink>);
+
+/// A rules file's workload link: the rule and how its workload follows it.
+#[derive(Debug, Clone)]
+struct RuleLink {
+    rule: Rule,
+    follow: Follow,
+}
+
+/// Where each ConfigMap a rule matched is in the input (input, document,
+/// item), under its namespace and name; a name can be there more than once.
 type ConfigMapIndex = HashMap<(Option<String>, String), Vec<(usize, usize, Option<usize>)>>;
 
 /// Run the command. Output is written only once every input has been read.
@@ -122,7 +134,7 @@ pub fn run(
     let mut inputs = Vec::new();
     let mut objects = Vec::new();
     let mut configmaps = ConfigMapIndex::new();
-    let mut deployments = Vec::new();
+    let mut deployments: Vec<FollowingDeployment> = Vec::new();
     for path in &sources {
         let name = if path.as_os_str() == "-" {
             "<stdin>".to_owned()
@@ -149,8 +161,14 @@ pub fn run(
             }
         }
     }
-    for &deployment in &deployments {
-        keep_in_step(deployment, &mut objects, &inputs, &configmaps);
+    for (deployment, link) in &deployments {
+        keep_in_step(
+            *deployment,
+            link.as_ref(),
+            &mut objects,
+            &inputs,
+            &configmaps,
+        );
     }
     for (index, input) in inputs.iter_mut().enumerate() {
         write_in_place(index, input, &mut objects);
@@ -215,7 +233,7 @@ fn read_input(
     text: String,
     objects: &mut Vec<Object>,
     configmaps: &mut ConfigMapIndex,
-    deployments: &mut Vec<usize>,
+    deployments: &mut Vec<FollowingDeployment>,
 ) -> Result<Input, crate::manifest::ManifestError> {
     let mut kept = BTreeMap::new();
     let mut json_ranges = Vec::new();
@@ -264,7 +282,7 @@ fn read_object(
     (input, document, item): (usize, usize, Option<usize>),
     objects: &mut Vec<Object>,
     configmaps: &mut ConfigMapIndex,
-    deployments: &mut Vec<usize>,
+    deployments: &mut Vec<FollowingDeployment>,
 ) -> bool {
     let field = |pointer: &str| {
         object
@@ -295,6 +313,7 @@ fn read_object(
         },
     };
     let warn_only = applied.rule.is_some_and(|rule| rule.mode == Mode::Warn);
+    let matched = applied.rule.is_some();
     let rule = applied.rule_name().to_owned();
     match applied.outcome {
         Outcome::NotVmcp => {}
@@ -318,8 +337,13 @@ fn read_object(
             keep = true;
         }
     }
+    let is_configmap = if rules.is_preset() {
+        is_vmcp_configmap(object)
+    } else {
+        record.kind.as_deref() == Some("ConfigMap") && matched
+    };
     if keep
-        && is_vmcp_configmap(object)
+        && is_configmap
         && let Some(name) = &record.name
     {
         configmaps
@@ -327,10 +351,26 @@ fn read_object(
             .or_default()
             .push((input, document, item));
     }
-    match checksum_source(object) {
+    // The link this object follows, if it is a workload: a rule's, or the
+    // preset's when the rules include it.
+    let link = ObjectKind::of(object)
+        .and_then(|kind| rules.workload_rule_for(kind, object))
+        .filter(|rule| !rule.builtin)
+        .and_then(|rule| {
+            Some(RuleLink {
+                follow: rule.follow()?,
+                rule: rule.clone(),
+            })
+        });
+    let source = match &link {
+        Some(link) => checksum_source_of(object, &link.follow).map_name(|_| ()),
+        None if rules.includes_preset() => checksum_source(object).map_name(|_| ()),
+        None => ChecksumSource::NotVmcp,
+    };
+    match source {
         ChecksumSource::NotVmcp | ChecksumSource::NoRunconfigChecksum => {}
         ChecksumSource::ConfigMap { .. } => {
-            deployments.push(objects.len());
+            deployments.push((objects.len(), link));
             keep = true;
         }
         ChecksumSource::Unusable(unsynced) => {
@@ -368,6 +408,7 @@ fn object_at(
 /// `runconfig-checksum` follows the normalized ConfigMap of the same input.
 fn keep_in_step(
     index: usize,
+    link: Option<&RuleLink>,
     objects: &mut [Object],
     inputs: &[Input],
     configmaps: &ConfigMapIndex,
@@ -376,18 +417,34 @@ fn keep_in_step(
     let Some(deployment) = object_at(inputs, (object.input, object.document, object.item)) else {
         return;
     };
-    let ChecksumSource::ConfigMap { name, .. } = checksum_source(deployment) else {
+    let source = match link {
+        Some(link) => checksum_source_of(deployment, &link.follow),
+        None => checksum_source(deployment).map_name(std::borrow::Cow::Borrowed),
+    };
+    let ChecksumSource::ConfigMap { name, .. } = source else {
         return;
     };
-    let key = (object.namespace.clone(), name.to_owned());
+    let sync = |configmap: &Value| match link {
+        None => sync_runconfig_checksum(deployment, configmap),
+        Some(link) => {
+            let kind = ObjectKind {
+                api_version: None,
+                kind: "ConfigMap",
+            };
+            let matches = link.rule.matches(kind, configmap);
+            sync_checksum_of(deployment, configmap, &link.follow, matches)
+        }
+    };
+    let annotation = link.map_or("runconfig-checksum", |link| link.follow.annotation.as_str());
+    let key = (object.namespace.clone(), name.to_string());
     let places = configmaps.get(&key).map(Vec::as_slice).unwrap_or_default();
     let mut syncs = places
         .iter()
         .filter_map(|&place| object_at(inputs, place))
-        .map(|configmap| sync_runconfig_checksum(deployment, configmap));
+        .map(sync);
     let Some(sync) = syncs.next() else {
         object.warnings.push(format!(
-            "runconfig-checksum left as read: its ConfigMap {name} is not in the input"
+            "{annotation} left as read: its ConfigMap {name} is not in the input"
         ));
         return;
     };
@@ -395,7 +452,7 @@ fn keep_in_step(
     // fine as long as every copy gives the same checksum.
     if syncs.any(|other| other != sync) {
         object.warnings.push(format!(
-            "runconfig-checksum left as read: the input holds differing ConfigMaps {name}"
+            "{annotation} left as read: the input holds differing ConfigMaps {name}"
         ));
         object.failed = true;
         return;
@@ -403,17 +460,15 @@ fn keep_in_step(
     match sync {
         ChecksumSync::NotVmcp | ChecksumSync::NoRunconfigChecksum | ChecksumSync::InStep => {}
         ChecksumSync::Replace { from, to, patch } => {
-            object.changes.push(format!(
-                "runconfig-checksum {} -> {}",
-                short(&from),
-                short(&to)
-            ));
+            object
+                .changes
+                .push(format!("{annotation} {} -> {}", short(&from), short(&to)));
             object.patch.extend(patch.0);
             object.follows = Some(key);
         }
         ChecksumSync::Unsynced(unsynced) => {
             object.warnings.push(format!(
-                "runconfig-checksum left as read: {}: {}",
+                "{annotation} left as read: {}: {}",
                 unsynced.reason.describe(),
                 unsynced.detail
             ));

@@ -83,6 +83,21 @@ impl Follow {
 
 static VMCP_RUNCONFIG: LazyLock<Follow> = LazyLock::new(Follow::vmcp_runconfig);
 
+impl<'a, N> ChecksumSource<'a, N> {
+    /// The same source with the ConfigMap's name in another form.
+    pub fn map_name<M>(self, f: impl FnOnce(N) -> M) -> ChecksumSource<'a, M> {
+        match self {
+            ChecksumSource::NotVmcp => ChecksumSource::NotVmcp,
+            ChecksumSource::NoRunconfigChecksum => ChecksumSource::NoRunconfigChecksum,
+            ChecksumSource::ConfigMap { name, current } => ChecksumSource::ConfigMap {
+                name: f(name),
+                current,
+            },
+            ChecksumSource::Unusable(unsynced) => ChecksumSource::Unusable(unsynced),
+        }
+    }
+}
+
 /// Decide whether `deployment` needs its ConfigMap read, and which one.
 pub fn checksum_source(deployment: &Value) -> ChecksumSource<'_> {
     if vmcp_deployment_configmap(deployment).is_none() {
