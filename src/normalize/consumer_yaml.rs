@@ -31,11 +31,12 @@ pub struct Reading {
     sets: Vec<SetValue>,
 }
 
-/// The value at the top-level `backends` key: the one set of the preset.
+/// One value found at a declared path (for the preset, the top-level
+/// `backends`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backends {
-    /// The root is not a mapping, or has no `backends` key (the readings
-    /// list only what they found; the tests name this case).
+pub enum SetValue {
+    /// Nothing at the path: the root is not a mapping, or has no such key
+    /// (the readings list only what they found; the tests name this case).
     #[cfg_attr(not(test), allow(dead_code))]
     Absent,
     Null,
@@ -43,8 +44,9 @@ pub enum Backends {
     List(Vec<Item>),
 }
 
-/// One value found at a declared path.
-pub type SetValue = Backends;
+/// The preset's name for a [`SetValue`]: the value of `backends`.
+#[cfg(test)]
+pub type Backends = SetValue;
 
 /// One item of a set: where it stands in the flat reading, and its sort key
 /// when that is a string.
@@ -99,8 +101,8 @@ fn refusal(error: yaml_serde::Error) -> Refusal {
 impl Reading {
     /// The first value at the path (the only one for a path without `[*]`).
     #[cfg(test)]
-    pub fn backends(&self) -> &Backends {
-        self.sets.first().unwrap_or(&Backends::Absent)
+    pub fn backends(&self) -> &SetValue {
+        self.sets.first().unwrap_or(&SetValue::Absent)
     }
 
     /// Every value at the path, in document order.
@@ -142,7 +144,7 @@ impl Reading {
             .enumerate()
         {
             match (want, got) {
-                (Backends::List(want), Backends::List(got)) => {
+                (SetValue::List(want), SetValue::List(got)) => {
                     if got.len() != want.len() || order.len() != want.len() {
                         return Err(format!(
                             "{} has {} items, not {}",
@@ -153,7 +155,7 @@ impl Reading {
                     }
                     pairs.push((set, want, got, order));
                 }
-                (Backends::List(_), _) => {
+                (SetValue::List(_), _) => {
                     return Err(format!("{} is no longer a list", label(set)));
                 }
                 // Not a list: read within what surrounds the sets.
@@ -262,7 +264,7 @@ impl<'s> Node<'_, 's> {
     /// The item being read (the last one of the last set).
     fn current_item(&mut self) -> Option<&mut Item> {
         match self.reading.sets.last_mut() {
-            Some(Backends::List(items)) => items.last_mut(),
+            Some(SetValue::List(items)) => items.last_mut(),
             _ => None,
         }
     }
@@ -270,7 +272,7 @@ impl<'s> Node<'_, 's> {
     /// A scalar, mapping or tagged node where a set would be.
     fn not_a_list(&mut self) {
         if self.is_set() {
-            self.reading.sets.push(Backends::NotList);
+            self.reading.sets.push(SetValue::NotList);
         }
     }
 }
@@ -292,7 +294,7 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
 
     fn visit_unit<E>(self) -> Result<(), E> {
         if self.is_set() {
-            self.reading.sets.push(Backends::Null);
+            self.reading.sets.push(SetValue::Null);
         }
         self.reading.flat.push(NULL);
         Ok(())
@@ -351,7 +353,7 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut sequence: A) -> Result<(), A::Error> {
         let listing = self.is_set();
         if listing {
-            self.reading.sets.push(Backends::List(Vec::new()));
+            self.reading.sets.push(SetValue::List(Vec::new()));
         }
         let at = match self.next_segment() {
             _ if listing => At::Item,
@@ -369,7 +371,7 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
             // The item is listed before it is read, so its key has a place
             // to go.
             let start = self.reading.flat.len();
-            if listing && let Some(Backends::List(items)) = self.reading.sets.get_mut(set) {
+            if listing && let Some(SetValue::List(items)) = self.reading.sets.get_mut(set) {
                 items.push(Item {
                     flat: start..start,
                     name: None,
@@ -377,7 +379,7 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
             }
             let more = sequence.next_element_seed(self.child(at))?.is_some();
             let end = self.reading.flat.len();
-            if listing && let Some(Backends::List(items)) = self.reading.sets.get_mut(set) {
+            if listing && let Some(SetValue::List(items)) = self.reading.sets.get_mut(set) {
                 match (more, items.last_mut()) {
                     (true, Some(item)) => item.flat.end = end,
                     _ => drop(items.pop()),

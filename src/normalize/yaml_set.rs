@@ -9,7 +9,7 @@
 
 use saphyr_parser::{Event, Parser};
 
-use super::consumer_yaml::{self, Backends, Item, Reading};
+use super::consumer_yaml::{self, Item, Reading, SetValue};
 use super::layout::{self, Layout, Line};
 use super::set_path::{Segment, SetSpec, SortKey};
 use super::{Refusal, RefusalReason};
@@ -33,11 +33,11 @@ pub fn sort_sets(text: &str, spec: &SetSpec) -> Result<Option<Reordered>, Refusa
     let mut keys: Vec<Option<Vec<&str>>> = Vec::with_capacity(reading.sets().len());
     for set in reading.sets() {
         keys.push(match set {
-            Backends::Absent | Backends::Null => None,
-            Backends::NotList => {
+            SetValue::Absent | SetValue::Null => None,
+            SetValue::NotList => {
                 return Err(unsupported(&format!("a {path} value that is not a list")));
             }
-            Backends::List(items) => {
+            SetValue::List(items) => {
                 let keys = item_keys(items, &path, &spec.key)?;
                 // Strictly increasing keys are the canonical order whatever
                 // the text; only a list that may move is taken apart.
@@ -56,7 +56,7 @@ pub fn sort_sets(text: &str, spec: &SetSpec) -> Result<Option<Reordered>, Refusa
     let mut moved: Vec<(Layout<'_>, Vec<usize>)> = Vec::new();
     for (set, keys) in keys.iter().enumerate() {
         let length = match &reading.sets()[set] {
-            Backends::List(items) => items.len(),
+            SetValue::List(items) => items.len(),
             _ => 0,
         };
         let identity: Vec<usize> = (0..length).collect();
