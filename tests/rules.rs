@@ -525,3 +525,65 @@ fn normalize_keeps_a_rules_workload_link_in_step() {
     assert!(stdout.contains("hosts.json: '[\"a\",\"b\"]'"), "{stdout}");
     assert!(!stdout.contains(stale), "{stdout}");
 }
+
+/// A rule in mode `warn` reports its workload link's change and patches
+/// nothing, in the webhook and offline.
+#[tokio::test]
+async fn a_warn_rule_reports_its_workload_link_without_patching() {
+    use vmcp_normalizer::admission::{BoxFuture, DeploymentMutator, DeploymentReview, Verdict};
+    struct Syncs;
+    impl DeploymentMutator for Syncs {
+        fn mutate<'a>(&'a self, _: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+            let patch: json_patch::Patch = serde_json::from_value(json!([
+                {"op": "replace", "path": "/spec/template/metadata/annotations/example.com~1sha", "value": "new"}
+            ]))
+            .unwrap();
+            Box::pin(std::future::ready(
+                Verdict::patched(patch)
+                    .with_warning("vmcp-normalizer: example.com/sha old -> new")
+                    .with_audit_annotation("normalized", "checksum"),
+            ))
+        }
+    }
+    let rules = "apiVersion: vmcp-normalizer.io/v1alpha1\nkind: NormalizationRules\nrules:\n- name: hosts\n  mode: warn\n  match: {kind: ConfigMap, selector: {matchLabels: {app: egress}}}\n  key: hosts.json\n  format: json\n  sets: [{path: ., by: .}]\n  checksum: {annotation: example.com/sha, algorithm: sha256}\n  workload: {kind: Deployment, selector: {matchLabels: {app: egress}}, annotation: example.com/sha, configMap: {nameTemplate: '{name}-hosts'}}\n";
+    let admission = Admission::new(Arc::new(Metrics::new()))
+        .with_rules(Arc::new(arc_swap::ArcSwap::from_pointee(
+            RuleSet::from_yaml(rules).unwrap(),
+        )))
+        .with_deployment_mutator(Arc::new(Syncs));
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "proxy", "namespace": "edge", "labels": {"app": "egress"}}});
+    let body = serde_json::to_vec(&review_of(&deployment, "apps", "deployments")).unwrap();
+    let answer: Value = serde_json::from_slice(
+        &admission
+            .review(&body, Duration::from_secs(5))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(answer["response"].get("patch").is_none(), "{answer}");
+    assert_eq!(
+        answer["response"]["warnings"],
+        json!(["vmcp-normalizer (warn only): would have example.com/sha old -> new"])
+    );
+    assert_eq!(
+        answer["response"]["auditAnnotations"]["would-normalize"],
+        "checksum"
+    );
+
+    // Offline: the same rule leaves both objects as read, with warnings.
+    let dir = tempfile::tempdir().unwrap();
+    let rules_path = dir.path().join("rules.yaml");
+    std::fs::write(&rules_path, rules).unwrap();
+    let manifest = dir.path().join("egress.yaml");
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: proxy\n  labels: {app: egress}\nspec:\n  template:\n    metadata:\n      annotations:\n        example.com/sha: stale\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: proxy-hosts\n  labels: {app: egress}\n  annotations:\n    example.com/sha: stale\ndata:\n  hosts.json: '[\"b\",\"a\"]'\n";
+    std::fs::write(&manifest, text).unwrap();
+    let (code, stdout, stderr) = run(&[
+        "normalize",
+        "--rules",
+        rules_path.to_str().unwrap(),
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!((code, stdout.as_str()), (0, text), "{stderr}");
+    assert!(stderr.contains("Deployment proxy: rule hosts (warn only) would have example.com/sha stale -> 0473ef2dc0d3"), "{stderr}");
+    assert!(stderr.contains("ConfigMap proxy-hosts: rule hosts (warn only) would have sorted 2 items of . by value in hosts.json"), "{stderr}");
+}

@@ -388,11 +388,14 @@ impl Admission {
                     api_version: Some("apps/v1"),
                     kind: "Deployment",
                 };
-                let rule = match rules.workload_rule_for(kind, &object) {
-                    Some(rule) => Some(rule.name.clone()),
-                    None => rules
-                        .includes_preset()
-                        .then(|| crate::rules::PRESET.to_owned()),
+                let (rule, warn_only) = match rules.workload_rule_for(kind, &object) {
+                    Some(rule) => (Some(rule.name.clone()), rule.mode == Mode::Warn),
+                    None => (
+                        rules
+                            .includes_preset()
+                            .then(|| crate::rules::PRESET.to_owned()),
+                        false,
+                    ),
                 };
                 let review = DeploymentReview {
                     namespace: request.namespace.as_deref().unwrap_or(""),
@@ -402,6 +405,9 @@ impl Admission {
                     deadline,
                 };
                 let mut verdict = self.deployments.mutate(review).await;
+                if warn_only && verdict.patch.is_some() {
+                    verdict = warned(verdict);
+                }
                 if verdict.decision != Decision::NotVmcp && verdict.decision != Decision::Skipped {
                     verdict.rule = rule;
                 }
@@ -623,6 +629,23 @@ fn rule_verdict(outcome: Option<RuleOutcome>) -> Verdict {
         (outcome, _) => outcome_verdict(outcome, &subject),
     };
     verdict.rule = rule;
+    verdict
+}
+
+/// A patched verdict of a rule in mode `warn`: its warnings and audit
+/// annotation say what would have changed; no patch.
+fn warned(patched: Verdict) -> Verdict {
+    let summary = patched
+        .audit_annotations
+        .get("normalized")
+        .cloned()
+        .unwrap_or_default();
+    let mut verdict =
+        Verdict::allow(Decision::Warned).with_audit_annotation("would-normalize", summary);
+    for warning in &patched.warnings {
+        let change = warning.trim_start_matches("vmcp-normalizer: ");
+        verdict = verdict.with_warning(format!("vmcp-normalizer (warn only): would have {change}"));
+    }
     verdict
 }
 

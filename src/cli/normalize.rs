@@ -319,6 +319,8 @@ fn read_object(
         Outcome::NotVmcp => {}
         Outcome::Unchanged => keep = true,
         Outcome::Normalized(normalized) if warn_only => {
+            // Kept like an unchanged object: a workload may follow it.
+            keep = true;
             record.warnings.extend(
                 normalized
                     .changes
@@ -459,6 +461,16 @@ fn keep_in_step(
     }
     match sync {
         ChecksumSync::NotVmcp | ChecksumSync::NoRunconfigChecksum | ChecksumSync::InStep => {}
+        ChecksumSync::Replace { from, to, .. }
+            if link.is_some_and(|link| link.rule.mode == Mode::Warn) =>
+        {
+            let rule = link.map_or("", |link| link.rule.name.as_str());
+            object.warnings.push(format!(
+                "rule {rule} (warn only) would have {annotation} {} -> {}",
+                short(&from),
+                short(&to)
+            ));
+        }
         ChecksumSync::Replace { from, to, patch } => {
             object
                 .changes
