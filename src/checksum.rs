@@ -39,6 +39,15 @@ pub struct ChecksumError {
 /// );
 /// ```
 pub fn content_checksum(configmap: &Value) -> Result<String, ChecksumError> {
+    content_checksum_without(configmap, CONTENT_CHECKSUM_ANNOTATION)
+}
+
+/// ToolHive's algorithm with the checksum kept under another annotation
+/// (that annotation is the one left out of the hash).
+pub fn content_checksum_without(
+    configmap: &Value,
+    checksum_annotation: &str,
+) -> Result<String, ChecksumError> {
     let mut hasher = Context::new(&SHA256);
     hash_string_map(&mut hasher, configmap.get("data"), "data", None)?;
     let metadata = configmap.get("metadata");
@@ -49,9 +58,14 @@ pub fn content_checksum(configmap: &Value) -> Result<String, ChecksumError> {
         &mut hasher,
         annotations,
         "metadata.annotations",
-        Some(CONTENT_CHECKSUM_ANNOTATION),
+        Some(checksum_annotation),
     )?;
     Ok(lower_hex(hasher.finish().as_ref()))
+}
+
+/// A plain SHA-256 of `bytes`, in lower-case hex (`sha256sum`'s digits).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    lower_hex(ring::digest::digest(&SHA256, bytes).as_ref())
 }
 
 /// Lower-case hex, as Go's `%x` writes a digest. A table and one push per
@@ -170,6 +184,15 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(keys, ["Z", "a", "z", "é", "Ａ", "😀"]);
+    }
+
+    #[test]
+    fn the_plain_checksum_is_sha256sum_of_the_bytes() {
+        // `printf abc | sha256sum`
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -20,9 +21,10 @@ use crate::log_field::capped;
 use crate::lookup::{ApiAccessError, ClientConfig, ConfigMapLookup, MAX_LOOKUP_TIME};
 use crate::metrics::Metrics;
 use crate::normalize::{
-    ChecksumSource, ChecksumSync, Unsynced, UnsyncedReason, is_dns_subdomain,
-    sync_runconfig_checksum,
+    ChecksumSource, ChecksumSync, Follow, Unsynced, UnsyncedReason, checksum_source_of,
+    is_dns_subdomain, sync_checksum_of, sync_runconfig_checksum,
 };
+use crate::rules::{ObjectKind, Rule, RuleSet};
 
 /// Time kept back from the admission deadline for normalizing the ConfigMap
 /// and encoding the answer once the lookup returns.
@@ -40,7 +42,26 @@ pub struct RunconfigChecksumSync {
     /// `None` when no API access is configured: Deployments pass through.
     lookup: Option<ConfigMapLookup>,
     metrics: Arc<Metrics>,
+    /// The rules in force (`serve --rules`); `None`: the preset's link only.
+    rules: Option<Arc<ArcSwap<RuleSet>>>,
 }
+
+/// Which checksum link a Deployment follows.
+#[derive(Clone)]
+enum Link {
+    /// The preset's: the vMCP Deployment's `runconfig-checksum`.
+    Preset,
+    /// A rule's from a rules file.
+    Rule {
+        rule: Box<Rule>,
+        follow: Arc<Follow>,
+    },
+}
+
+const DEPLOYMENT: ObjectKind<'static> = ObjectKind {
+    api_version: Some("apps/v1"),
+    kind: "Deployment",
+};
 
 impl std::fmt::Debug for RunconfigChecksumSync {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,6 +76,31 @@ impl RunconfigChecksumSync {
         Self {
             lookup: Some(lookup),
             metrics,
+            rules: None,
+        }
+    }
+
+    /// Follow the workload links of these rules (the cell a reload stores
+    /// into) instead of the preset's alone.
+    pub fn with_rules(mut self, rules: Arc<ArcSwap<RuleSet>>) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+
+    /// The link `deployment` follows, if any.
+    fn link(&self, deployment: &Value) -> Option<Link> {
+        let Some(cell) = &self.rules else {
+            return Some(Link::Preset);
+        };
+        let rules = cell.load();
+        match rules.workload_rule_for(DEPLOYMENT, deployment) {
+            Some(rule) if !rule.builtin => Some(Link::Rule {
+                follow: Arc::new(rule.follow()?),
+                rule: Box::new(rule.clone()),
+            }),
+            // The preset's own checks say whether it is a vMCP Deployment.
+            _ if rules.includes_preset() => Some(Link::Preset),
+            _ => None,
         }
     }
 
@@ -64,6 +110,7 @@ impl RunconfigChecksumSync {
         Self {
             lookup: None,
             metrics,
+            rules: None,
         }
     }
 
@@ -91,12 +138,28 @@ impl RunconfigChecksumSync {
     }
 
     async fn decide(&self, review: DeploymentReview<'_>) -> Verdict {
-        let configmap = match crate::normalize::checksum_source(review.object) {
+        let Some(link) = self.link(review.object) else {
+            return Verdict::allow(Decision::NotVmcp);
+        };
+        let source = match &link {
+            Link::Preset => match crate::normalize::checksum_source(review.object) {
+                ChecksumSource::NotVmcp => ChecksumSource::NotVmcp,
+                ChecksumSource::NoRunconfigChecksum => ChecksumSource::NoRunconfigChecksum,
+                ChecksumSource::Unusable(unsynced) => ChecksumSource::Unusable(unsynced),
+                ChecksumSource::ConfigMap { name, current } => ChecksumSource::ConfigMap {
+                    name: std::borrow::Cow::Borrowed(name),
+                    current,
+                },
+            },
+            Link::Rule { follow, .. } => checksum_source_of(review.object, follow),
+        };
+        let configmap = match source {
             ChecksumSource::NotVmcp => return Verdict::allow(Decision::NotVmcp),
             ChecksumSource::NoRunconfigChecksum => return Verdict::allow(Decision::Unchanged),
             ChecksumSource::Unusable(unsynced) => return unsynced_verdict(&review, &unsynced),
             ChecksumSource::ConfigMap { name, .. } => name,
         };
+        let configmap = configmap.as_ref();
         let Some(lookup) = &self.lookup else {
             return not_synced(
                 &review,
@@ -135,7 +198,11 @@ impl RunconfigChecksumSync {
             }
         };
 
-        sync_verdict(&review, configmap, run_sync(review.object, stored).await)
+        sync_verdict(
+            &review,
+            configmap,
+            run_sync(review.object, stored, link).await,
+        )
     }
 }
 
@@ -196,7 +263,7 @@ fn deployment_namespace<'a>(review: &DeploymentReview<'a>) -> &'a str {
 
 /// Decide with the pure core; `None` if it panicked (a bug), so that costs
 /// one Deployment left unchanged rather than the connection.
-async fn run_sync(deployment: &Value, stored: Value) -> Option<ChecksumSync> {
+async fn run_sync(deployment: &Value, stored: Value, link: Link) -> Option<ChecksumSync> {
     let large = stored
         .pointer("/data")
         .and_then(Value::as_object)
@@ -204,16 +271,26 @@ async fn run_sync(deployment: &Value, stored: Value) -> Option<ChecksumSync> {
             let bytes: usize = data.values().filter_map(Value::as_str).map(str::len).sum();
             bytes > INLINE_CONFIGMAP_BYTES
         });
+    let sync = move |deployment: &Value, stored: &Value| match &link {
+        Link::Preset => sync_runconfig_checksum(deployment, stored),
+        Link::Rule { rule, follow } => {
+            let matches = rule.matches(
+                ObjectKind {
+                    api_version: None,
+                    kind: "ConfigMap",
+                },
+                stored,
+            );
+            sync_checksum_of(deployment, stored, follow, matches)
+        }
+    };
     if large {
         let deployment = deployment.clone();
-        tokio::task::spawn_blocking(move || sync_runconfig_checksum(&deployment, &stored))
+        tokio::task::spawn_blocking(move || sync(&deployment, &stored))
             .await
             .ok()
     } else {
-        catch_unwind(AssertUnwindSafe(|| {
-            sync_runconfig_checksum(deployment, &stored)
-        }))
-        .ok()
+        catch_unwind(AssertUnwindSafe(|| sync(deployment, &stored))).ok()
     }
 }
 
@@ -541,5 +618,75 @@ mod tests {
                 reason: "lookup_timeout"
             }
         );
+    }
+
+    /// A rules file's workload link: a Deployment naming its ConfigMap by
+    /// a name template, whose annotation follows the ConfigMap's plain
+    /// SHA-256 once its set is sorted. The ConfigMap is read from the API.
+    #[tokio::test]
+    async fn a_rule_linked_deployment_follows_its_configmaps_canonical_checksum() {
+        let rules = RuleSet::from_yaml(
+            "apiVersion: vmcp-normalizer.io/v1alpha1
+kind: NormalizationRules
+include: [toolhive-vmcp]
+rules:
+- name: hosts
+  match: {kind: ConfigMap, selector: {matchLabels: {app: egress}}}
+  key: hosts.json
+  format: json
+  sets: [{path: ., by: .}]
+  checksum: {annotation: example.com/hosts-sha256, algorithm: sha256}
+  workload:
+    kind: Deployment
+    selector: {matchLabels: {app: egress}}
+    annotation: example.com/hosts-sha256
+    configMap: {nameTemplate: '{name}-hosts'}
+",
+        )
+        .unwrap();
+        let stored = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "proxy-hosts", "namespace": "edge", "labels": {"app": "egress"},
+                         "annotations": {"example.com/hosts-sha256": "stale"}},
+            "data": {"hosts.json": "[\"b\",\"a\"]"},
+        });
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "proxy", "namespace": "edge", "labels": {"app": "egress"}},
+            "spec": {"template": {"metadata": {"annotations": {"example.com/hosts-sha256": "stale"}}}},
+        });
+        let (lookup, paths) = fake::lookup(Answer::object(&stored, Duration::ZERO));
+        let sync = RunconfigChecksumSync::new(lookup, Arc::new(Metrics::new()))
+            .with_rules(Arc::new(ArcSwap::from_pointee(rules)));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let verdict = sync.decide(review(&deployment, "edge", deadline)).await;
+        assert_eq!(
+            paths.lock().unwrap().as_slice(),
+            ["/api/v1/namespaces/edge/configmaps/proxy-hosts"]
+        );
+        let expected = crate::checksum::sha256_hex(b"[\"a\",\"b\"]");
+        let mut patched = deployment.clone();
+        json_patch::patch(&mut patched, &verdict.patch.expect("a patch")).unwrap();
+        assert_eq!(
+            patched["spec"]["template"]["metadata"]["annotations"]["example.com/hosts-sha256"],
+            expected
+        );
+
+        // A ConfigMap the rule does not match is not followed.
+        let mut other = stored.clone();
+        other["metadata"]["labels"] = json!({});
+        let (lookup, _) = fake::lookup(Answer::object(&other, Duration::ZERO));
+        let sync =
+            RunconfigChecksumSync::new(lookup, Arc::new(Metrics::new())).with_rules(Arc::new(
+                ArcSwap::from_pointee(sync.rules.as_ref().unwrap().load_full().as_ref().clone()),
+            ));
+        let verdict = sync.decide(review(&deployment, "edge", deadline)).await;
+        assert_eq!(refused_reason(&verdict), Some("configmap_not_vmcp"));
+
+        // A Deployment no link matches is left alone, without a lookup.
+        let mut unlinked = deployment.clone();
+        unlinked["metadata"]["labels"] = json!({});
+        let verdict = sync.decide(review(&unlinked, "edge", deadline)).await;
+        assert_eq!(verdict.decision, Decision::NotVmcp);
     }
 }

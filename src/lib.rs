@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod order_churn;
 pub mod recognize;
+pub mod rules;
 pub mod selftest;
 pub mod server;
 pub mod splice;

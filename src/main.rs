@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vmcp_normalizer::cli::{
-    Cli, Command, run_audit, run_completions, run_dev_certificates, run_normalize, run_selftest,
+    Cli, Command, run_audit, run_completions, run_dev_certificates, run_normalize, run_rules,
+    run_selftest,
 };
 
 fn main() -> ExitCode {
@@ -43,5 +44,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Rules(command) => ExitCode::from(run_rules(
+            &command,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )),
     }
 }

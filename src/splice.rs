@@ -442,7 +442,7 @@ fn path_string(path: &[Step]) -> String {
 
 /// saphyr counts positions in characters; splices need bytes. Positions
 /// are asked in increasing order, so one forward cursor does.
-struct ByteOffsets<'t> {
+pub(crate) struct ByteOffsets<'t> {
     text: &'t str,
     ascii: bool,
     chars: usize,
@@ -450,7 +450,7 @@ struct ByteOffsets<'t> {
 }
 
 impl<'t> ByteOffsets<'t> {
-    fn new(text: &'t str) -> Self {
+    pub(crate) fn new(text: &'t str) -> Self {
         Self {
             text,
             ascii: text.is_ascii(),
@@ -459,7 +459,7 @@ impl<'t> ByteOffsets<'t> {
         }
     }
 
-    fn byte(&mut self, char_index: usize) -> usize {
+    pub(crate) fn byte(&mut self, char_index: usize) -> usize {
         if self.ascii {
             return char_index.min(self.text.len());
         }

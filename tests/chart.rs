@@ -2306,3 +2306,128 @@ fn notes_and_readme_tell_users_to_run_helm_test() {
         );
     }
 }
+
+// ------------------------------------------------------- declared sets
+
+/// Rules in values: a ConfigMap holding them that the server accepts, a
+/// directory mount and `--rules`, one webhook per rule sent only its kind
+/// and labels (and its workload link's), and `get` on configmaps because a
+/// rule links a workload.
+#[test]
+fn declared_rules_render_a_checked_file_a_mount_and_one_webhook_per_rule() {
+    let example = chart_dir().join("examples/values-declared-sets.yaml");
+    let docs = render_raw(&["-f", example.to_str().unwrap()]);
+    let rules = all_of(&docs, "ConfigMap")
+        .into_iter()
+        .find(|cm| cm["metadata"]["name"] == format!("{FULLNAME}-rules"))
+        .expect("the rules ConfigMap");
+    let text = rules["data"]["rules.yaml"].as_str().unwrap();
+    let parsed = vmcp_normalizer::rules::RuleSet::from_yaml(text).expect("the server accepts it");
+    assert_eq!(
+        parsed
+            .rules()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["toolhive-vmcp", "allowed-hosts", "listener-sets"]
+    );
+    assert!(args(&docs).contains(&"--rules=/etc/vmcp-normalizer/rules/rules.yaml"));
+    let mount = &container(&docs)["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "rules")
+        .expect("rules mount")
+        .clone();
+    assert_eq!(mount["mountPath"], "/etc/vmcp-normalizer/rules");
+    assert!(
+        mount.get("subPath").is_none(),
+        "a subPath never sees the ..data swap"
+    );
+
+    let domain = format!("{FULLNAME}.{NAMESPACE}.svc");
+    let names: Vec<&str> = webhooks(&docs)
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            format!("configmaps.{domain}"),
+            format!("deployments.{domain}"),
+            format!("rule-allowed-hosts.{domain}"),
+            format!("rule-allowed-hosts-workload.{domain}"),
+            format!("rule-listener-sets.{domain}"),
+        ]
+    );
+    let hosts = webhook(&docs, "rule-allowed-hosts");
+    assert_eq!(hosts["rules"][0]["resources"], json!(["configmaps"]));
+    assert_eq!(
+        hosts["objectSelector"],
+        json!({"matchLabels": {"app.kubernetes.io/name": "egress"}})
+    );
+    let workload = webhook(&docs, "rule-allowed-hosts-workload");
+    assert_eq!(workload["rules"][0]["resources"], json!(["deployments"]));
+    assert_eq!(workload["objectSelector"], hosts["objectSelector"]);
+    let listeners = webhook(&docs, "rule-listener-sets");
+    assert_eq!(
+        listeners["rules"][0],
+        json!({"apiGroups": ["example.com"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["listenersets"], "scope": "*"})
+    );
+    assert!(
+        rbac_rules(&docs)
+            .iter()
+            .any(|(_, rule)| rule["resources"] == json!(["configmaps"])
+                && rule["verbs"] == json!(["get"]))
+    );
+}
+
+/// A file without the preset: its webhooks and its configmaps `get` go;
+/// the kind's plural can be named; a file the schema refuses fails the render.
+#[test]
+fn rules_without_the_preset_send_only_what_they_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "certificates: {mode: cert-manager}\nwebhook: {ruleResources: {Policy: policies}}\nrules:\n  apiVersion: vmcp-normalizer.io/v1alpha1\n  kind: NormalizationRules\n  rules:\n    - name: policy-rules\n      match: {apiVersion: example.com/v1, kind: Policy, selector: {matchExpressions: [{key: team, operator: Exists}]}}\n      format: object\n      sets: [{path: spec.rules, by: id}]\n",
+    )
+    .unwrap();
+    let docs = render_raw(&["-f", values.to_str().unwrap()]);
+    let hooks = webhooks(&docs);
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0]["rules"][0]["resources"], json!(["policies"]));
+    assert_eq!(
+        hooks[0]["objectSelector"],
+        json!({"matchExpressions": [{"key": "team", "operator": "Exists"}]})
+    );
+    assert!(
+        all_of(&docs, "ClusterRole").is_empty(),
+        "nothing reads ConfigMaps"
+    );
+
+    // A workload link alone needs `get` on configmaps, and nothing more.
+    std::fs::write(
+        &values,
+        "certificates: {mode: cert-manager}\nrules:\n  apiVersion: vmcp-normalizer.io/v1alpha1\n  kind: NormalizationRules\n  rules:\n    - name: hosts\n      match: {kind: ConfigMap, selector: {matchLabels: {app: egress}}}\n      key: hosts.json\n      format: json\n      sets: [{path: ., by: .}]\n      checksum: {annotation: example.com/sha256, algorithm: sha256}\n      workload: {kind: Deployment, selector: {matchLabels: {app: egress}}, annotation: example.com/sha256, configMap: {nameTemplate: '{name}-hosts'}}\n",
+    )
+    .unwrap();
+    let docs = render_raw(&["-f", values.to_str().unwrap()]);
+    assert_eq!(webhooks(&docs).len(), 2);
+    let rules: Vec<Value> = rbac_rules(&docs)
+        .into_iter()
+        .map(|(_, rule)| rule)
+        .collect();
+    assert_eq!(
+        rules,
+        [json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]})]
+    );
+
+    std::fs::write(
+        &values,
+        "rules:\n  apiVersion: v1\n  kind: NormalizationRules\n",
+    )
+    .unwrap();
+    let error = render_err_raw(&["-f", values.to_str().unwrap()]);
+    assert!(error.contains("vmcp-normalizer.io/v1alpha1"), "{error}");
+}

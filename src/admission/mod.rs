@@ -14,15 +14,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::log_field::capped;
 use crate::metrics::{AdmissionLabels, KindLabels, Metrics, ReasonLabels};
-use crate::normalize::{self, Change, Outcome};
+#[cfg(test)]
+use crate::normalize;
+use crate::normalize::{Change, Outcome};
 use crate::order_churn::{self, MAX_REPORTED_LISTS, OrderChurn};
 use crate::recognize::CONFIG_KEY;
+use crate::rules::{Action, Mode, ObjectKind, RuleSet};
 
 pub use wire::{
     API_VERSION, AdmissionRequest, GroupVersionKind, GroupVersionResource, KIND, encode_response,
@@ -103,6 +107,9 @@ pub enum Decision {
     Unchanged,
     /// A vMCP object put in canonical form: the answer carries a patch.
     Patched,
+    /// An object a rule in mode `warn` would have patched: warnings and an
+    /// audit annotation, no patch.
+    Warned,
     /// A vMCP object left as received because a rewrite could not be proven
     /// safe. `reason` is a low-cardinality metric label.
     Refused { reason: &'static str },
@@ -114,11 +121,12 @@ pub enum Decision {
 
 impl Decision {
     /// Every `outcome` label, so the metrics can start each one at zero.
-    pub const LABELS: [&'static str; 7] = [
+    pub const LABELS: [&'static str; 8] = [
         "skipped",
         "not_vmcp",
         "unchanged",
         "patched",
+        "warned",
         "refused",
         "timeout",
         "error",
@@ -130,6 +138,7 @@ impl Decision {
             Decision::NotVmcp => "not_vmcp",
             Decision::Unchanged => "unchanged",
             Decision::Patched => "patched",
+            Decision::Warned => "warned",
             Decision::Refused { .. } => "refused",
             Decision::TimedOut => "timeout",
             Decision::Error => "error",
@@ -147,6 +156,9 @@ pub struct Verdict {
     pub warnings: Vec<String>,
     /// The apiserver prefixes each key with the webhook name.
     pub audit_annotations: BTreeMap<&'static str, String>,
+    /// The name of the rule that matched the object (`toolhive-vmcp` for
+    /// the preset), when one did: a bounded label for metrics.
+    pub rule: Option<String>,
 }
 
 impl Verdict {
@@ -157,6 +169,7 @@ impl Verdict {
             patch: None,
             warnings: Vec::new(),
             audit_annotations: BTreeMap::new(),
+            rule: None,
         }
     }
 
@@ -310,6 +323,8 @@ fn operation_label(operation: &str) -> &'static str {
 #[derive(Clone)]
 pub struct Admission {
     metrics: Arc<Metrics>,
+    /// The rules in force: swapped whole when the rules file is reloaded.
+    rules: Arc<ArcSwap<RuleSet>>,
     deployments: Arc<dyn DeploymentMutator>,
     large_normalizations: Arc<Semaphore>,
 }
@@ -325,6 +340,7 @@ impl Admission {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
             metrics,
+            rules: Arc::new(ArcSwap::from_pointee(RuleSet::preset())),
             deployments: Arc::new(PassThroughDeployments),
             large_normalizations: Arc::new(Semaphore::new(LARGE_NORMALIZATIONS)),
         }
@@ -336,8 +352,24 @@ impl Admission {
         self
     }
 
+    /// Use these rules (a reload stores new ones into the same cell).
+    pub fn with_rules(mut self, rules: Arc<ArcSwap<RuleSet>>) -> Self {
+        self.rules = rules;
+        self
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The cell the rules in force are stored in (for their reload).
+    pub fn rules_cell(&self) -> Arc<ArcSwap<RuleSet>> {
+        self.rules.clone()
+    }
+
+    /// The rules in force now.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.rules.load_full()
     }
 
     /// Answer one AdmissionReview body within `budget`: the encoded response,
@@ -396,6 +428,7 @@ impl Admission {
         let Some(object) = object else {
             return Verdict::allow(Decision::Skipped);
         };
+        let rules = self.rules.load_full();
         match target {
             Target::ConfigMap if config_len(&object) > MAX_CONFIG_BYTES => Verdict::allow(
                 Decision::Refused { reason: TOO_LARGE },
@@ -403,8 +436,29 @@ impl Admission {
             .with_warning(format!(
                 "vmcp-normalizer: {CONFIG_KEY} is larger than a ConfigMap may hold; left unchanged"
             )),
-            Target::ConfigMap => configmap_verdict(self.run_normalizer(object, large).await),
+            Target::ConfigMap => {
+                let kind = RuleKind::configmap();
+                rule_verdict(self.run_normalizer(rules, kind, object, large).await)
+            }
             Target::Deployment => {
+                // Workload links run in the Deployment mutator; rules that
+                // link none leave Deployments alone.
+                if !(rules.includes_preset() || rules.links_workloads()) {
+                    return Verdict::allow(Decision::Skipped);
+                }
+                let kind = ObjectKind {
+                    api_version: Some("apps/v1"),
+                    kind: "Deployment",
+                };
+                let (rule, warn_only) = match rules.workload_rule_for(kind, &object) {
+                    Some(rule) => (Some(rule.name.clone()), rule.mode == Mode::Warn),
+                    None => (
+                        rules
+                            .includes_preset()
+                            .then(|| crate::rules::PRESET.to_owned()),
+                        false,
+                    ),
+                };
                 let review = DeploymentReview {
                     namespace: request.namespace.as_deref().unwrap_or(""),
                     name: request.name.as_deref().unwrap_or(""),
@@ -412,9 +466,23 @@ impl Admission {
                     dry_run: request.dry_run.unwrap_or(false),
                     deadline,
                 };
-                self.deployments.mutate(review).await
+                let mut verdict = self.deployments.mutate(review).await;
+                if warn_only && verdict.patch.is_some() {
+                    verdict = warned(verdict);
+                }
+                if verdict.decision != Decision::NotVmcp && verdict.decision != Decision::Skipped {
+                    verdict.rule = rule;
+                }
+                verdict
             }
-            Target::Other => Verdict::allow(Decision::Skipped),
+            Target::Other => {
+                let kind = RuleKind::of(request);
+                let kind_ref = kind.as_ref();
+                if rules.rule_for(kind_ref, &object).is_none() {
+                    return Verdict::allow(Decision::Skipped);
+                }
+                rule_verdict(self.run_normalizer(rules, kind, object, large).await)
+            }
         }
     }
 
@@ -549,7 +617,13 @@ impl Admission {
     /// write left unchanged rather than the connection. Large documents go to
     /// the blocking pool one at a time; the turn is held by the work itself,
     /// so one still running after its request gave up is counted too.
-    async fn run_normalizer(&self, object: Value, large: bool) -> Option<Outcome> {
+    async fn run_normalizer(
+        &self,
+        rules: Arc<RuleSet>,
+        kind: RuleKind,
+        object: Value,
+        large: bool,
+    ) -> Option<RuleOutcome> {
         if large {
             let turn = self
                 .large_normalizations
@@ -558,14 +632,79 @@ impl Admission {
                 .await
                 .ok()?;
             tokio::task::spawn_blocking(move || {
-                let outcome = normalize::normalize_configmap(&object);
+                let outcome = RuleOutcome::of(&rules, &kind, &object);
                 drop(turn);
                 outcome
             })
             .await
             .ok()
         } else {
-            catch_unwind(AssertUnwindSafe(|| normalize::normalize_configmap(&object))).ok()
+            catch_unwind(AssertUnwindSafe(|| RuleOutcome::of(&rules, &kind, &object))).ok()
+        }
+    }
+}
+
+/// The kind a rule is matched against, owned so it can cross to the
+/// blocking pool.
+#[derive(Debug, Clone)]
+struct RuleKind {
+    api_version: Option<String>,
+    kind: String,
+}
+
+impl RuleKind {
+    /// The `configmaps` resource: matched as a ConfigMap whatever the
+    /// object says (as the ConfigMap normalizer always did).
+    fn configmap() -> Self {
+        Self {
+            api_version: None,
+            kind: "ConfigMap".to_owned(),
+        }
+    }
+
+    /// The kind the request names (group/version/kind of the object).
+    fn of(request: &AdmissionRequest) -> Self {
+        let gvk = &request.kind;
+        Self {
+            api_version: Some(if gvk.group.is_empty() {
+                gvk.version.clone()
+            } else {
+                format!("{}/{}", gvk.group, gvk.version)
+            }),
+            kind: gvk.kind.clone(),
+        }
+    }
+
+    fn as_ref(&self) -> ObjectKind<'_> {
+        ObjectKind {
+            api_version: self.api_version.as_deref(),
+            kind: &self.kind,
+        }
+    }
+}
+
+/// What the rules did to one object, owned.
+#[derive(Debug)]
+struct RuleOutcome {
+    rule: Option<String>,
+    mode: Mode,
+    /// What a refusal warning names: the data key, or `object`.
+    subject: String,
+    outcome: Outcome,
+}
+
+impl RuleOutcome {
+    fn of(rules: &RuleSet, kind: &RuleKind, object: &Value) -> Self {
+        let applied = rules.apply(kind.as_ref(), object);
+        Self {
+            rule: applied.rule.map(|rule| rule.name.clone()),
+            mode: applied.rule.map_or(Mode::Mutate, |rule| rule.mode),
+            subject: match applied.rule.map(|rule| &rule.action) {
+                Some(Action::Data(data)) => data.key.clone(),
+                Some(Action::Object(_)) => "object".to_owned(),
+                None => CONFIG_KEY.to_owned(),
+            },
+            outcome: applied.outcome,
         }
     }
 }
@@ -579,17 +718,77 @@ fn config_len(object: &Value) -> usize {
         .map_or(0, str::len)
 }
 
+fn rule_verdict(outcome: Option<RuleOutcome>) -> Verdict {
+    let Some(RuleOutcome {
+        rule,
+        mode,
+        subject,
+        outcome,
+    }) = outcome
+    else {
+        return Verdict::allow(Decision::Error)
+            .with_warning("vmcp-normalizer: internal error; ConfigMap left unchanged");
+    };
+    let mut verdict = match (outcome, mode) {
+        (Outcome::Normalized(normalized), Mode::Warn) => {
+            let summary = summary(&normalized.changes);
+            let mut verdict =
+                Verdict::allow(Decision::Warned).with_audit_annotation("would-normalize", summary);
+            for change in &normalized.changes {
+                verdict = verdict
+                    .with_warning(format!("vmcp-normalizer (warn only): would have {change}"));
+            }
+            verdict
+        }
+        (outcome, _) => outcome_verdict(outcome, &subject),
+    };
+    verdict.rule = rule;
+    verdict
+}
+
+/// A patched verdict of a rule in mode `warn`: its warnings and audit
+/// annotation say what would have changed; no patch.
+fn warned(patched: Verdict) -> Verdict {
+    let summary = patched
+        .audit_annotations
+        .get("normalized")
+        .cloned()
+        .unwrap_or_default();
+    let mut verdict =
+        Verdict::allow(Decision::Warned).with_audit_annotation("would-normalize", summary);
+    for warning in &patched.warnings {
+        let change = warning.trim_start_matches("vmcp-normalizer: ");
+        verdict = verdict.with_warning(format!("vmcp-normalizer (warn only): would have {change}"));
+    }
+    verdict
+}
+
+fn summary(changes: &[Change]) -> String {
+    changes
+        .iter()
+        .map(change_label)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The answer for a vMCP ConfigMap's outcome (`None`: the normalizer
+/// panicked).
+#[cfg(test)]
 fn configmap_verdict(outcome: Option<Outcome>) -> Verdict {
     match outcome {
-        Some(Outcome::NotVmcp) => Verdict::allow(Decision::NotVmcp),
-        Some(Outcome::Unchanged) => Verdict::allow(Decision::Unchanged),
-        Some(Outcome::Normalized(normalized)) => {
-            let summary = normalized
-                .changes
-                .iter()
-                .map(change_label)
-                .collect::<Vec<_>>()
-                .join(",");
+        Some(outcome) => outcome_verdict(outcome, CONFIG_KEY),
+        None => Verdict::allow(Decision::Error)
+            .with_warning("vmcp-normalizer: internal error; ConfigMap left unchanged"),
+    }
+}
+
+/// The answer for a rule's outcome; a refusal names `subject` (the data key).
+fn outcome_verdict(outcome: Outcome, subject: &str) -> Verdict {
+    match outcome {
+        Outcome::NotVmcp => Verdict::allow(Decision::NotVmcp),
+        Outcome::Unchanged => Verdict::allow(Decision::Unchanged),
+        Outcome::Normalized(normalized) => {
+            let summary = summary(&normalized.changes);
             let mut verdict =
                 Verdict::patched(normalized.patch).with_audit_annotation("normalized", summary);
             for change in &normalized.changes {
@@ -597,14 +796,12 @@ fn configmap_verdict(outcome: Option<Outcome>) -> Verdict {
             }
             verdict
         }
-        Some(Outcome::Refused(refusal)) => {
+        Outcome::Refused(refusal) => {
             let reason = refusal.reason.as_str();
             Verdict::allow(Decision::Refused { reason })
-                .with_warning(format!("vmcp-normalizer: {CONFIG_KEY} {refusal}"))
+                .with_warning(format!("vmcp-normalizer: {subject} {refusal}"))
                 .with_audit_annotation("refused-reason", reason)
         }
-        None => Verdict::allow(Decision::Error)
-            .with_warning("vmcp-normalizer: internal error; ConfigMap left unchanged"),
     }
 }
 
@@ -707,6 +904,8 @@ fn change_label(change: &Change) -> &'static str {
         Change::LastAppliedReordered { .. } => "last-applied-reordered",
         Change::LastAppliedLeft(_) => "last-applied-left",
         Change::ContentChecksum { .. } => "content-checksum",
+        Change::SetReordered { .. } => "set-reordered",
+        Change::Checksum { .. } => "checksum",
     }
 }
 

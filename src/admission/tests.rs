@@ -466,6 +466,7 @@ fn every_counted_label_is_in_the_lists_started_at_zero() {
         Decision::NotVmcp,
         Decision::Unchanged,
         Decision::Patched,
+        Decision::Warned,
         Decision::Refused { reason: TOO_LARGE },
         Decision::TimedOut,
         Decision::Error,
@@ -477,6 +478,7 @@ fn every_counted_label_is_in_the_lists_started_at_zero() {
             | Decision::NotVmcp
             | Decision::Unchanged
             | Decision::Patched
+            | Decision::Warned
             | Decision::Refused { .. }
             | Decision::TimedOut
             | Decision::Error => {}

@@ -1,10 +1,12 @@
 //! The command line: `normalize` (offline), `audit` (a live cluster, read
 //! only), `serve` (the webhook), `selftest` (the installed webhook, end to
-//! end), `dev-certificates` (for serving locally) and `completions`.
+//! end), `rules` (check and explain a rules file), `dev-certificates` (for
+//! serving locally) and `completions`.
 
 mod audit;
 mod in_place;
 mod normalize;
+mod rules;
 mod selftest;
 
 use std::io::Write;
@@ -19,6 +21,9 @@ pub use normalize::{
 pub use selftest::{SelftestArgs, run as run_selftest};
 
 use crate::certificates::dev::{DEV_NAMES, write_dev_certificates};
+pub use rules::{
+    EXIT_RULES_INVALID, EXIT_RULES_OK, EXIT_RULES_UNREADABLE, RulesCommand, run as run_rules,
+};
 
 /// vmcp-normalizer keeps ToolHive vMCP backend sets in canonical order, so a
 /// producer that writes the same set in a different order rolls out nothing.
@@ -38,6 +43,9 @@ pub enum Command {
     Audit(AuditArgs),
     /// Serve the mutating admission webhook over HTTPS.
     Serve(Box<crate::server::ServeArgs>),
+    /// Check a rules file of declared sets, or explain what it does to objects.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Prove the installed webhook works end to end through the API server.
     Selftest(SelftestArgs),
     /// Write a throw-away CA and a certificate for localhost, for `serve` on
@@ -128,6 +136,7 @@ mod tests {
             for word in [
                 "normalize",
                 "audit",
+                "rules",
                 "serve",
                 "selftest",
                 "dev-certificates",

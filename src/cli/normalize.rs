@@ -17,10 +17,11 @@ use serde_json::{Value, json};
 use super::in_place::{self, DocumentEdit};
 use crate::manifest::{Format, for_each_document, for_each_document_sparse, read_yaml_document};
 use crate::normalize::{
-    ChecksumSource, ChecksumSync, Outcome, checksum_source, normalize_object,
-    sync_runconfig_checksum,
+    ChecksumSource, ChecksumSync, Follow, Outcome, checksum_source, checksum_source_of,
+    sync_checksum_of, sync_runconfig_checksum,
 };
 use crate::recognize::{is_vmcp_configmap, vmcp_deployment_configmap};
+use crate::rules::{Mode, ObjectKind, Rule, RuleSet};
 use crate::splice::{Replacement, Step};
 
 /// Exit status: everything canonical (or written normalized).
@@ -54,6 +55,11 @@ pub struct NormalizeArgs {
     /// namespace, name, its RFC 6902 patch, changes and warnings.
     #[arg(long)]
     pub patch: bool,
+    /// Rules file of declared sets (see `rules check`); without it the
+    /// built-in preset toolhive-vmcp runs. A file that fails its checks
+    /// exits 2.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
 }
 
 /// One object of the input, what is to change in it and why.
@@ -91,8 +97,19 @@ struct Input {
     written: Option<String>,
 }
 
-/// Where each vMCP ConfigMap is in the input (input, document, item),
-/// under its namespace and name; a name can be there more than once.
+/// A Deployment to keep in step: its index among the objects, and the link
+/// it follows (`None`: the preset's `runconfig-checksum`).
+type FollowingDeployment = (usize, Option<RuleLink>);
+
+/// A rules file's workload link: the rule and how its workload follows it.
+#[derive(Debug, Clone)]
+struct RuleLink {
+    rule: Rule,
+    follow: Follow,
+}
+
+/// Where each ConfigMap a rule matched is in the input (input, document,
+/// item), under its namespace and name; a name can be there more than once.
 type ConfigMapIndex = HashMap<(Option<String>, String), Vec<(usize, usize, Option<usize>)>>;
 
 /// Run the command. Output is written only once every input has been read.
@@ -102,6 +119,16 @@ pub fn run(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> u8 {
+    let rules = match &args.rules {
+        None => RuleSet::preset(),
+        Some(path) => match crate::server::rules_reload::load_rules(path) {
+            Ok((rules, _)) => rules,
+            Err(error) => {
+                let _ = writeln!(stderr, "error: {error}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+    };
     let sources: Vec<PathBuf> = if args.files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -110,7 +137,7 @@ pub fn run(
     let mut inputs = Vec::new();
     let mut objects = Vec::new();
     let mut configmaps = ConfigMapIndex::new();
-    let mut deployments = Vec::new();
+    let mut deployments: Vec<FollowingDeployment> = Vec::new();
     for path in &sources {
         let name = if path.as_os_str() == "-" {
             "<stdin>".to_owned()
@@ -119,6 +146,7 @@ pub fn run(
         };
         let read = read_source(path, stdin).and_then(|text| {
             read_input(
+                &rules,
                 inputs.len(),
                 name.clone(),
                 text,
@@ -136,8 +164,14 @@ pub fn run(
             }
         }
     }
-    for &deployment in &deployments {
-        keep_in_step(deployment, &mut objects, &inputs, &configmaps);
+    for (deployment, link) in &deployments {
+        keep_in_step(
+            *deployment,
+            link.as_ref(),
+            &mut objects,
+            &inputs,
+            &configmaps,
+        );
     }
     for (index, input) in inputs.iter_mut().enumerate() {
         write_in_place(index, input, &mut objects);
@@ -196,27 +230,33 @@ fn read_source(path: &PathBuf, stdin: &mut dyn Read) -> Result<String, String> {
 /// Read one input a document at a time: normalize its ConfigMaps, note its
 /// vMCP Deployments and ConfigMaps, and keep only the documents holding them.
 fn read_input(
+    rules: &RuleSet,
     index: usize,
     name: String,
     text: String,
     objects: &mut Vec<Object>,
     configmaps: &mut ConfigMapIndex,
-    deployments: &mut Vec<usize>,
+    deployments: &mut Vec<FollowingDeployment>,
 ) -> Result<Input, crate::manifest::ManifestError> {
     let mut kept = BTreeMap::new();
     let mut sparse = BTreeSet::new();
     let mut json_ranges = Vec::new();
-    // Only the items that may be vMCP objects are held whole: a dump's
-    // other objects cost a stub each, not their whole tree.
-    let may_be_vmcp =
-        |item: &Value| is_vmcp_configmap(item) || vmcp_deployment_configmap(item).is_some();
-    let format = for_each_document_sparse(&text, may_be_vmcp, |document, value, range, stubs| {
+    // Only the items a rule may act on are held whole: a dump's other
+    // objects cost a stub each, not their whole tree.
+    let may_matter = |item: &Value| {
+        ObjectKind::of(item).is_some_and(|kind| {
+            rules.rule_for(kind, item).is_some() || rules.workload_rule_for(kind, item).is_some()
+        }) || (rules.includes_preset()
+            && (is_vmcp_configmap(item) || vmcp_deployment_configmap(item).is_some()))
+    };
+    let format = for_each_document_sparse(&text, may_matter, |document, value, range, stubs| {
         if let Some(range) = range {
             json_ranges.push(range);
         }
         let mut keep = false;
         let mut visit = |object: &Value, item: Option<usize>| {
             keep |= read_object(
+                rules,
                 object,
                 (index, document, item),
                 objects,
@@ -253,11 +293,12 @@ fn read_input(
 /// Record one object; true when its document must be kept (it holds a vMCP
 /// object).
 fn read_object(
+    rules: &RuleSet,
     object: &Value,
     (input, document, item): (usize, usize, Option<usize>),
     objects: &mut Vec<Object>,
     configmaps: &mut ConfigMapIndex,
-    deployments: &mut Vec<usize>,
+    deployments: &mut Vec<FollowingDeployment>,
 ) -> bool {
     let field = |pointer: &str| {
         object
@@ -280,9 +321,29 @@ fn read_object(
         follows: None,
     };
     let mut keep = false;
-    match normalize_object(object) {
+    let applied = match ObjectKind::of(object) {
+        Some(kind) => rules.apply(kind, object),
+        None => crate::rules::Applied {
+            rule: None,
+            outcome: Outcome::NotVmcp,
+        },
+    };
+    let warn_only = applied.rule.is_some_and(|rule| rule.mode == Mode::Warn);
+    let matched = applied.rule.is_some();
+    let rule = applied.rule_name().to_owned();
+    match applied.outcome {
         Outcome::NotVmcp => {}
         Outcome::Unchanged => keep = true,
+        Outcome::Normalized(normalized) if warn_only => {
+            // Kept like an unchanged object: a workload may follow it.
+            keep = true;
+            record.warnings.extend(
+                normalized
+                    .changes
+                    .iter()
+                    .map(|change| format!("rule {rule} (warn only) would have {change}")),
+            );
+        }
         Outcome::Normalized(normalized) => {
             record.changes = normalized.changes.iter().map(ToString::to_string).collect();
             record.patch = normalized.patch.0;
@@ -294,8 +355,13 @@ fn read_object(
             keep = true;
         }
     }
+    let is_configmap = if rules.is_preset() {
+        is_vmcp_configmap(object)
+    } else {
+        record.kind.as_deref() == Some("ConfigMap") && matched
+    };
     if keep
-        && is_vmcp_configmap(object)
+        && is_configmap
         && let Some(name) = &record.name
     {
         configmaps
@@ -303,10 +369,26 @@ fn read_object(
             .or_default()
             .push((input, document, item));
     }
-    match checksum_source(object) {
+    // The link this object follows, if it is a workload: a rule's, or the
+    // preset's when the rules include it.
+    let link = ObjectKind::of(object)
+        .and_then(|kind| rules.workload_rule_for(kind, object))
+        .filter(|rule| !rule.builtin)
+        .and_then(|rule| {
+            Some(RuleLink {
+                follow: rule.follow()?,
+                rule: rule.clone(),
+            })
+        });
+    let source = match &link {
+        Some(link) => checksum_source_of(object, &link.follow).map_name(|_| ()),
+        None if rules.includes_preset() => checksum_source(object).map_name(|_| ()),
+        None => ChecksumSource::NotVmcp,
+    };
+    match source {
         ChecksumSource::NotVmcp | ChecksumSource::NoRunconfigChecksum => {}
         ChecksumSource::ConfigMap { .. } => {
-            deployments.push(objects.len());
+            deployments.push((objects.len(), link));
             keep = true;
         }
         ChecksumSource::Unusable(unsynced) => {
@@ -344,6 +426,7 @@ fn object_at(
 /// `runconfig-checksum` follows the normalized ConfigMap of the same input.
 fn keep_in_step(
     index: usize,
+    link: Option<&RuleLink>,
     objects: &mut [Object],
     inputs: &[Input],
     configmaps: &ConfigMapIndex,
@@ -352,18 +435,34 @@ fn keep_in_step(
     let Some(deployment) = object_at(inputs, (object.input, object.document, object.item)) else {
         return;
     };
-    let ChecksumSource::ConfigMap { name, .. } = checksum_source(deployment) else {
+    let source = match link {
+        Some(link) => checksum_source_of(deployment, &link.follow),
+        None => checksum_source(deployment).map_name(std::borrow::Cow::Borrowed),
+    };
+    let ChecksumSource::ConfigMap { name, .. } = source else {
         return;
     };
-    let key = (object.namespace.clone(), name.to_owned());
+    let sync = |configmap: &Value| match link {
+        None => sync_runconfig_checksum(deployment, configmap),
+        Some(link) => {
+            let kind = ObjectKind {
+                api_version: None,
+                kind: "ConfigMap",
+            };
+            let matches = link.rule.matches(kind, configmap);
+            sync_checksum_of(deployment, configmap, &link.follow, matches)
+        }
+    };
+    let annotation = link.map_or("runconfig-checksum", |link| link.follow.annotation.as_str());
+    let key = (object.namespace.clone(), name.to_string());
     let places = configmaps.get(&key).map(Vec::as_slice).unwrap_or_default();
     let mut syncs = places
         .iter()
         .filter_map(|&place| object_at(inputs, place))
-        .map(|configmap| sync_runconfig_checksum(deployment, configmap));
+        .map(sync);
     let Some(sync) = syncs.next() else {
         object.warnings.push(format!(
-            "runconfig-checksum left as read: its ConfigMap {name} is not in the input"
+            "{annotation} left as read: its ConfigMap {name} is not in the input"
         ));
         return;
     };
@@ -371,25 +470,33 @@ fn keep_in_step(
     // fine as long as every copy gives the same checksum.
     if syncs.any(|other| other != sync) {
         object.warnings.push(format!(
-            "runconfig-checksum left as read: the input holds differing ConfigMaps {name}"
+            "{annotation} left as read: the input holds differing ConfigMaps {name}"
         ));
         object.failed = true;
         return;
     }
     match sync {
         ChecksumSync::NotVmcp | ChecksumSync::NoRunconfigChecksum | ChecksumSync::InStep => {}
-        ChecksumSync::Replace { from, to, patch } => {
-            object.changes.push(format!(
-                "runconfig-checksum {} -> {}",
+        ChecksumSync::Replace { from, to, .. }
+            if link.is_some_and(|link| link.rule.mode == Mode::Warn) =>
+        {
+            let rule = link.map_or("", |link| link.rule.name.as_str());
+            object.warnings.push(format!(
+                "rule {rule} (warn only) would have {annotation} {} -> {}",
                 short(&from),
                 short(&to)
             ));
+        }
+        ChecksumSync::Replace { from, to, patch } => {
+            object
+                .changes
+                .push(format!("{annotation} {} -> {}", short(&from), short(&to)));
             object.patch.extend(patch.0);
             object.follows = Some(key);
         }
         ChecksumSync::Unsynced(unsynced) => {
             object.warnings.push(format!(
-                "runconfig-checksum left as read: {}: {}",
+                "{annotation} left as read: {}: {}",
                 unsynced.reason.describe(),
                 unsynced.detail
             ));

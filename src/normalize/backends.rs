@@ -7,104 +7,29 @@
 //! (libyaml), and the result is only returned once libyaml reads it back equal
 //! to the input but for the order of `backends`.
 
-use super::consumer_yaml::{self, Backends, Item, Reading};
-use super::layout;
-use super::{Refusal, RefusalReason};
+use super::Refusal;
+use super::set_path::SetSpec;
+use super::yaml_set::sort_sets;
+#[cfg(test)]
+use super::{RefusalReason, consumer_yaml, consumer_yaml::Reading, yaml_set};
 
-/// A config whose backends were reordered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reordered {
-    pub text: String,
-    pub items: usize,
-}
+pub use super::yaml_set::Reordered;
 
 /// Reorder the top-level `backends` of `text`.
 ///
 /// `Ok(None)`: nothing to do (no backends, fewer than two, or already in
 /// order). `Err`: the document is left as it is, for the reason given.
 pub fn sort_backends(text: &str) -> Result<Option<Reordered>, Refusal> {
-    let reading = consumer_yaml::read(text)?;
-    let items = match reading.backends() {
-        Backends::Absent | Backends::Null => return Ok(None),
-        Backends::List(items) => items,
-        Backends::NotList => return Err(unsupported("a backends value that is not a list")),
-    };
-    let names = item_names(items)?;
-    // Strictly increasing names are the canonical order whatever the text;
-    // only a list that may move needs its text taken apart.
-    if names.windows(2).all(|pair| pair[0] < pair[1]) {
-        return Ok(None);
-    }
-    refuse_yaml_1_1_line_breaks(text)?;
-    let layout = layout::backends(text, items.len())?;
-
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    // Go's `<` on strings compares bytes, and so does `str::cmp`; ties (shared
-    // names) fall back to the item's own text so the order is still total.
-    order.sort_by(|&a, &b| (names[a], layout.item(a)).cmp(&(names[b], layout.item(b))));
-    if order.iter().enumerate().all(|(slot, &item)| slot == item) {
-        return Ok(None);
-    }
-    let reordered = layout.reassemble(&order);
-    prove(&reading, &order, &reordered)?;
-    Ok(Some(Reordered {
-        text: reordered,
-        items: order.len(),
-    }))
+    sort_sets(text, &BACKENDS)
 }
 
-/// Each item's `name`, as the string vMCP decodes.
-fn item_names(items: &[Item]) -> Result<Vec<&str>, Refusal> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| {
-            item.name.as_deref().ok_or_else(|| {
-                unsupported(&format!("backends item {} has no string name", index + 1))
-            })
-        })
-        .collect()
-}
-
-/// NEL, LS and PS are line breaks for YAML 1.1 readers (libyaml, yaml.v3)
-/// and ordinary characters for YAML 1.2 readers. yaml.v3 never writes them
-/// raw, so a text holding one was written by hand; it is left as it is rather
-/// than reordered under one reading and read under another.
-fn refuse_yaml_1_1_line_breaks(text: &str) -> Result<(), Refusal> {
-    match text
-        .char_indices()
-        .find(|(_, c)| matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}'))
-    {
-        None => Ok(()),
-        Some((at, c)) => Err(unsupported(&format!(
-            "U+{:04X} at byte {at}, a line break for YAML 1.1 readers but not for YAML 1.2 ones",
-            u32::from(c)
-        ))),
-    }
-}
+static BACKENDS: std::sync::LazyLock<SetSpec> = std::sync::LazyLock::new(SetSpec::backends);
 
 /// Read the reordered text as vMCP would and check it is the original but
 /// for the order of the backends items.
+#[cfg(test)]
 fn prove(original: &Reading, order: &[usize], reordered: &str) -> Result<(), Refusal> {
-    let reading = consumer_yaml::read(reordered)
-        .map_err(|refusal| proof_failed(&format!("it does not read back: {}", refusal.detail)))?;
-    original
-        .same_but_backends(&reading, order)
-        .map_err(|what| proof_failed(&what))
-}
-
-fn proof_failed(what: &str) -> Refusal {
-    Refusal {
-        reason: RefusalReason::ProofFailed,
-        detail: format!("reordered config is not equal to the original: {what}"),
-    }
-}
-
-pub(super) fn unsupported(what: &str) -> Refusal {
-    Refusal {
-        reason: RefusalReason::Unsupported,
-        detail: format!("{what} is not reordered"),
-    }
+    yaml_set::prove(original, &BACKENDS, &[order.to_vec()], reordered)
 }
 
 #[cfg(test)]

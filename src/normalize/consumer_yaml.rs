@@ -19,43 +19,64 @@ use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 
+use super::set_path::{Segment, SetSpec, SortKey};
 use super::{Refusal, RefusalReason};
 
-/// One document as libyaml reads it.
+/// One document as libyaml reads it, with the lists at one declared path.
 #[derive(Debug)]
 pub struct Reading {
     flat: Vec<u8>,
-    backends: Backends,
+    /// Every value found at the path, in document order (several when the
+    /// path passes through `[*]`).
+    sets: Vec<SetValue>,
 }
 
-/// The top-level `backends` value.
+/// One value found at a declared path (for the preset, the top-level
+/// `backends`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backends {
-    /// The root is not a mapping, or has no `backends` key.
+pub enum SetValue {
+    /// Nothing at the path: the root is not a mapping, or has no such key
+    /// (the readings list only what they found; the tests name this case).
+    #[cfg_attr(not(test), allow(dead_code))]
     Absent,
     Null,
     NotList,
     List(Vec<Item>),
 }
 
-/// One item of the list: where it stands in the flat reading, and its
-/// `name` when that is a string.
+/// The preset's name for a [`SetValue`]: the value of `backends`.
+#[cfg(test)]
+pub type Backends = SetValue;
+
+/// One item of a set: where it stands in the flat reading, and its sort key
+/// when that is a string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
     flat: Range<usize>,
     pub name: Option<String>,
 }
 
-/// The text's one document as libyaml reads it.
+/// The text's one document as libyaml reads it, looking for `backends`.
+#[cfg(test)]
 pub fn read(text: &str) -> Result<Reading, Refusal> {
+    read_sets(text, &BACKENDS)
+}
+
+#[cfg(test)]
+static BACKENDS: std::sync::LazyLock<SetSpec> = std::sync::LazyLock::new(SetSpec::backends);
+
+/// The text's one document as libyaml reads it, noting every list at
+/// `spec.path` and each item's sort key.
+pub fn read_sets(text: &str, spec: &SetSpec) -> Result<Reading, Refusal> {
     let mut reading = Reading {
         flat: Vec::with_capacity(text.len()),
-        backends: Backends::Absent,
+        sets: Vec::new(),
     };
     let deserializer = yaml_serde::Deserializer::from_str(text);
     Node {
         reading: &mut reading,
-        role: Role::Root,
+        spec,
+        at: At::Path(0),
     }
     .deserialize(deserializer)
     .map_err(refusal)?;
@@ -78,41 +99,94 @@ fn refusal(error: yaml_serde::Error) -> Refusal {
 }
 
 impl Reading {
-    pub fn backends(&self) -> &Backends {
-        &self.backends
+    /// The first value at the path (the only one for a path without `[*]`).
+    #[cfg(test)]
+    pub fn backends(&self) -> &SetValue {
+        self.sets.first().unwrap_or(&SetValue::Absent)
+    }
+
+    /// Every value at the path, in document order.
+    pub fn sets(&self) -> &[SetValue] {
+        &self.sets
     }
 
     /// Check that `reordered` reads as `self` with only the items of the
     /// top-level `backends` list permuted: item `k` of `reordered` is item
     /// `order[k]` of `self`. The error names the first difference.
+    #[cfg(test)]
     pub fn same_but_backends(&self, reordered: &Reading, order: &[usize]) -> Result<(), String> {
-        let (Backends::List(want), Backends::List(got)) = (&self.backends, &reordered.backends)
-        else {
-            return Err("backends is no longer a list".to_owned());
-        };
-        if got.len() != want.len() || order.len() != want.len() {
+        self.same_but_permuted(reordered, &[order.to_vec()], &|_| "backends".to_owned())
+    }
+
+    /// Check that `reordered` reads as `self` with only the items of each
+    /// set permuted: in set `s`, item `k` of `reordered` is item
+    /// `orders[s][k]` of `self`. `label` names set `s` in the error.
+    pub fn same_but_permuted(
+        &self,
+        reordered: &Reading,
+        orders: &[Vec<usize>],
+        label: &dyn Fn(usize) -> String,
+    ) -> Result<(), String> {
+        if reordered.sets.len() != self.sets.len() || orders.len() != self.sets.len() {
             return Err(format!(
-                "backends has {} items, not {}",
-                got.len(),
-                want.len()
+                "{} is found {} times, not {}",
+                label(0),
+                reordered.sets.len(),
+                self.sets.len()
             ));
         }
-        fn around<'r>(reading: &'r Reading, items: &[Item]) -> Option<(&'r [u8], &'r [u8])> {
-            let (first, last) = (items.first()?, items.last()?);
-            Some((
-                &reading.flat[..first.flat.start],
-                &reading.flat[last.flat.end..],
-            ))
+        let mut pairs = Vec::new();
+        for (set, ((want, got), order)) in self
+            .sets
+            .iter()
+            .zip(&reordered.sets)
+            .zip(orders)
+            .enumerate()
+        {
+            match (want, got) {
+                (SetValue::List(want), SetValue::List(got)) => {
+                    if got.len() != want.len() || order.len() != want.len() {
+                        return Err(format!(
+                            "{} has {} items, not {}",
+                            label(set),
+                            got.len(),
+                            want.len()
+                        ));
+                    }
+                    pairs.push((set, want, got, order));
+                }
+                (SetValue::List(_), _) => {
+                    return Err(format!("{} is no longer a list", label(set)));
+                }
+                // Not a list: read within what surrounds the sets.
+                _ => {}
+            }
         }
-        if around(self, want) != around(reordered, got) {
-            return Err("what surrounds backends reads differently".to_owned());
+        // What surrounds the items: every stretch between one item's place
+        // and the next, in both readings.
+        let (mut from_want, mut from_got) = (0, 0);
+        let mut last = 0;
+        for &(set, want, got, _) in &pairs {
+            for (want, got) in want.iter().zip(got.iter()) {
+                if self.flat[from_want..want.flat.start] != reordered.flat[from_got..got.flat.start]
+                {
+                    return Err(format!("what surrounds {} reads differently", label(set)));
+                }
+                (from_want, from_got) = (want.flat.end, got.flat.end);
+            }
+            last = set;
         }
-        for (slot, (&from, got)) in order.iter().zip(got).enumerate() {
-            let want = want
-                .get(from)
-                .ok_or_else(|| format!("no backends item {from} to move"))?;
-            if self.flat[want.flat.clone()] != reordered.flat[got.flat.clone()] {
-                return Err(format!("backends[{slot}] reads differently"));
+        if self.flat[from_want..] != reordered.flat[from_got..] {
+            return Err(format!("what surrounds {} reads differently", label(last)));
+        }
+        for &(set, want, got, order) in &pairs {
+            for (slot, (&from, got)) in order.iter().zip(got).enumerate() {
+                let want = want
+                    .get(from)
+                    .ok_or_else(|| format!("no {} item {from} to move", label(set)))?;
+                if self.flat[want.flat.clone()] != reordered.flat[got.flat.clone()] {
+                    return Err(format!("{}[{slot}] reads differently", label(set)));
+                }
             }
         }
         Ok(())
@@ -133,23 +207,26 @@ const SEQUENCE_END: u8 = b']';
 const MAPPING: u8 = b'{';
 const MAPPING_END: u8 = b'}';
 
-/// What a node is to the reorder: the root mapping, the backends list, one
-/// of its items, or anything else.
+/// Where a node stands relative to the declared path.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Root,
-    Backends,
+enum At {
+    /// On the path, with this many segments matched (all of them: the node
+    /// is a set).
+    Path(usize),
+    /// An item of a set.
     Item,
+    /// Anywhere else.
     Other,
 }
 
 /// A node being read into `reading.flat`.
-struct Node<'r> {
+struct Node<'r, 's> {
     reading: &'r mut Reading,
-    role: Role,
+    spec: &'s SetSpec,
+    at: At,
 }
 
-impl Node<'_> {
+impl<'s> Node<'_, 's> {
     fn push_bytes(&mut self, kind: u8, bytes: &[u8]) {
         let flat = &mut self.reading.flat;
         flat.push(kind);
@@ -163,30 +240,44 @@ impl Node<'_> {
         self.reading.flat.extend_from_slice(&bits.to_le_bytes());
     }
 
-    fn child(&mut self, role: Role) -> Node<'_> {
+    fn child(&mut self, at: At) -> Node<'_, 's> {
         Node {
             reading: self.reading,
-            role,
+            spec: self.spec,
+            at,
         }
     }
 
-    /// The items of the backends list, when this node is that list.
-    fn items(&mut self, listing: bool) -> Option<&mut Vec<Item>> {
-        match &mut self.reading.backends {
-            Backends::List(items) if listing => Some(items),
+    /// Whether this node is where a set must be.
+    fn is_set(&self) -> bool {
+        self.at == At::Path(self.spec.path.segments().len())
+    }
+
+    /// The segment still to match, when on the path.
+    fn next_segment(&self) -> Option<&'s Segment> {
+        match self.at {
+            At::Path(matched) => self.spec.path.segments().get(matched),
             _ => None,
         }
     }
 
-    /// A scalar, mapping or tagged node where the backends list would be.
+    /// The item being read (the last one of the last set).
+    fn current_item(&mut self) -> Option<&mut Item> {
+        match self.reading.sets.last_mut() {
+            Some(SetValue::List(items)) => items.last_mut(),
+            _ => None,
+        }
+    }
+
+    /// A scalar, mapping or tagged node where a set would be.
     fn not_a_list(&mut self) {
-        if self.role == Role::Backends {
-            self.reading.backends = Backends::NotList;
+        if self.is_set() {
+            self.reading.sets.push(SetValue::NotList);
         }
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Node<'_> {
+impl<'de> DeserializeSeed<'de> for Node<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -194,7 +285,7 @@ impl<'de> DeserializeSeed<'de> for Node<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Node<'_> {
+impl<'de> Visitor<'de> for Node<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -202,8 +293,8 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 
     fn visit_unit<E>(self) -> Result<(), E> {
-        if self.role == Role::Backends {
-            self.reading.backends = Backends::Null;
+        if self.is_set() {
+            self.reading.sets.push(SetValue::Null);
         }
         self.reading.flat.push(NULL);
         Ok(())
@@ -249,30 +340,46 @@ impl<'de> Visitor<'de> for Node<'_> {
 
     fn visit_str<E>(mut self, value: &str) -> Result<(), E> {
         self.not_a_list();
+        if self.at == At::Item
+            && self.spec.key == SortKey::Item
+            && let Some(item) = self.current_item()
+        {
+            item.name = Some(value.to_owned());
+        }
         self.push_bytes(STRING, value.as_bytes());
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut sequence: A) -> Result<(), A::Error> {
-        let listing = self.role == Role::Backends;
+        let listing = self.is_set();
         if listing {
-            self.reading.backends = Backends::List(Vec::new());
+            self.reading.sets.push(SetValue::List(Vec::new()));
         }
-        let role = if listing { Role::Item } else { Role::Other };
+        let at = match self.next_segment() {
+            _ if listing => At::Item,
+            Some(Segment::Each) => match self.at {
+                At::Path(matched) => At::Path(matched + 1),
+                _ => At::Other,
+            },
+            _ => At::Other,
+        };
         self.reading.flat.push(SEQUENCE);
+        // Sets at this path cannot stand inside one of its items (they are
+        // all at one depth), so the set being listed stays the last one.
+        let set = self.reading.sets.len().wrapping_sub(1);
         loop {
-            // The item is listed before it is read, so its `name` has a
-            // place to go.
+            // The item is listed before it is read, so its key has a place
+            // to go.
             let start = self.reading.flat.len();
-            if let Some(items) = self.items(listing) {
+            if listing && let Some(SetValue::List(items)) = self.reading.sets.get_mut(set) {
                 items.push(Item {
                     flat: start..start,
                     name: None,
                 });
             }
-            let more = sequence.next_element_seed(self.child(role))?.is_some();
+            let more = sequence.next_element_seed(self.child(at))?.is_some();
             let end = self.reading.flat.len();
-            if let Some(items) = self.items(listing) {
+            if listing && let Some(SetValue::List(items)) = self.reading.sets.get_mut(set) {
                 match (more, items.last_mut()) {
                     (true, Some(item)) => item.flat.end = end,
                     _ => drop(items.pop()),
@@ -290,24 +397,28 @@ impl<'de> Visitor<'de> for Node<'_> {
         self.not_a_list();
         self.reading.flat.push(MAPPING);
         let mut keys: Vec<Range<usize>> = Vec::new();
+        let next = self.next_segment().filter(|_| !self.is_set());
         loop {
             let key_start = self.reading.flat.len();
-            if map.next_key_seed(self.child(Role::Other))?.is_none() {
+            if map.next_key_seed(self.child(At::Other))?.is_none() {
                 break;
             }
             let key = key_start..self.reading.flat.len();
             let key_bytes = &self.reading.flat[key.clone()];
-            let role = match self.role {
-                Role::Root if is_string(key_bytes, "backends") => Role::Backends,
-                _ => Role::Other,
+            let at = match (next, self.at) {
+                (Some(Segment::Key(wanted)), At::Path(matched)) if is_string(key_bytes, wanted) => {
+                    At::Path(matched + 1)
+                }
+                _ => At::Other,
             };
-            let is_name = self.role == Role::Item && is_string(key_bytes, "name");
+            let is_key = self.at == At::Item
+                && matches!(&self.spec.key, SortKey::Field(field) if is_string(key_bytes, field));
             keys.push(key);
             let value_start = self.reading.flat.len();
-            map.next_value_seed(self.child(role))?;
-            if is_name {
+            map.next_value_seed(self.child(at))?;
+            if is_key {
                 let name = string_at(&self.reading.flat[value_start..]).map(str::to_owned);
-                if let Some(item) = self.items(true).and_then(|items| items.last_mut()) {
+                if let Some(item) = self.current_item() {
                     item.name = name;
                 }
             }
@@ -330,12 +441,14 @@ impl<'de> Visitor<'de> for Node<'_> {
         self.not_a_list();
         let (tag, content): (String, _) = data.variant()?;
         self.push_bytes(TAG, tag.as_bytes());
-        let role = if self.role == Role::Item {
-            Role::Item
+        // A tag on an item keeps it an item; anywhere else on the path it
+        // leaves the path (the layout could not find a tagged list's items).
+        let at = if self.at == At::Item {
+            At::Item
         } else {
-            Role::Other
+            At::Other
         };
-        content.newtype_variant_seed(self.child(role))
+        content.newtype_variant_seed(self.child(at))
     }
 }
 
@@ -360,7 +473,7 @@ mod tests {
     use super::*;
 
     fn names(text: &str) -> Vec<Option<String>> {
-        match read(text).unwrap().backends {
+        match read(text).unwrap().backends().clone() {
             Backends::List(items) => items.into_iter().map(|item| item.name).collect(),
             other => panic!("{other:?}"),
         }
@@ -410,7 +523,7 @@ mod tests {
             ("backends: !t [a]\n", Backends::NotList),
             ("x: {backends: [a]}\n", Backends::Absent),
         ] {
-            assert_eq!(read(text).unwrap().backends, backends, "{text}");
+            assert_eq!(read(text).unwrap().backends(), &backends, "{text}");
         }
     }
 

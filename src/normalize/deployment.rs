@@ -11,21 +11,25 @@
 //! Pure: the caller fetches the ConfigMap (see `crate::lookup`) between
 //! [`checksum_source`] and [`sync_runconfig_checksum`].
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::LazyLock;
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{Patch, PatchOperation, ReplaceOperation};
 use serde_json::Value;
 
-use super::{Outcome, normalize_configmap};
+use super::Outcome;
+use super::data::{DataRule, normalize_data};
 use crate::recognize::{
-    CONTENT_CHECKSUM_ANNOTATION, RUNCONFIG_CHECKSUM_ANNOTATION, at, vmcp_deployment_configmap,
+    CONFIG_VOLUME, CONTENT_CHECKSUM_ANNOTATION, RUNCONFIG_CHECKSUM_ANNOTATION, at,
+    is_vmcp_configmap, vmcp_deployment_configmap,
 };
 
 /// The ConfigMap a vMCP Deployment's checksum must follow, read before any
 /// lookup so that Deployments with nothing to keep in step cost no request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChecksumSource<'a> {
+pub enum ChecksumSource<'a, N = &'a str> {
     /// Not a vMCP Deployment: nothing to do.
     NotVmcp,
     /// A vMCP Deployment whose pod template carries no `runconfig-checksum`:
@@ -33,44 +37,139 @@ pub enum ChecksumSource<'a> {
     NoRunconfigChecksum,
     /// Read this ConfigMap, in the Deployment's namespace, then call
     /// [`sync_runconfig_checksum`].
-    ConfigMap { name: &'a str, current: &'a str },
+    ConfigMap { name: N, current: &'a str },
     /// A vMCP Deployment whose reference or annotation cannot be used.
     Unusable(Unsynced),
 }
 
+/// How a workload follows a ConfigMap's checksum: which pod-template
+/// annotation holds it, how the workload names the ConfigMap, and what the
+/// ConfigMap's canonical form and checksum are (the rule's data key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    /// The pod-template annotation that holds the checksum.
+    pub annotation: String,
+    pub config_map: ConfigMapName,
+    /// The ConfigMap annotation whose canonical value it must hold.
+    pub checksum_annotation: String,
+    /// The ConfigMap's normalization.
+    pub data: DataRule,
+    /// Said when the ConfigMap read is not one the rule matches.
+    pub not_matching: String,
+}
+
+/// How a workload names the ConfigMap it follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigMapName {
+    /// The ConfigMap the pod volume of this name mounts.
+    Volume(String),
+    /// `{name}` replaced by the workload's `metadata.name`.
+    NameTemplate(String),
+}
+
+impl Follow {
+    /// The vMCP Deployment's `runconfig-checksum`: what the preset declares.
+    pub fn vmcp_runconfig() -> Self {
+        Self {
+            annotation: RUNCONFIG_CHECKSUM_ANNOTATION.to_owned(),
+            config_map: ConfigMapName::Volume(CONFIG_VOLUME.to_owned()),
+            checksum_annotation: CONTENT_CHECKSUM_ANNOTATION.to_owned(),
+            data: DataRule::vmcp_config(),
+            not_matching: "the mounted ConfigMap lacks the vmcp-config label or config.yaml"
+                .to_owned(),
+        }
+    }
+}
+
+static VMCP_RUNCONFIG: LazyLock<Follow> = LazyLock::new(Follow::vmcp_runconfig);
+
+impl<'a, N> ChecksumSource<'a, N> {
+    /// The same source with the ConfigMap's name in another form.
+    pub fn map_name<M>(self, f: impl FnOnce(N) -> M) -> ChecksumSource<'a, M> {
+        match self {
+            ChecksumSource::NotVmcp => ChecksumSource::NotVmcp,
+            ChecksumSource::NoRunconfigChecksum => ChecksumSource::NoRunconfigChecksum,
+            ChecksumSource::ConfigMap { name, current } => ChecksumSource::ConfigMap {
+                name: f(name),
+                current,
+            },
+            ChecksumSource::Unusable(unsynced) => ChecksumSource::Unusable(unsynced),
+        }
+    }
+}
+
 /// Decide whether `deployment` needs its ConfigMap read, and which one.
 pub fn checksum_source(deployment: &Value) -> ChecksumSource<'_> {
-    let Some(name) = vmcp_deployment_configmap(deployment) else {
+    if vmcp_deployment_configmap(deployment).is_none() {
+        return ChecksumSource::NotVmcp;
+    }
+    let Some(name) = mounted_configmap(deployment, CONFIG_VOLUME) else {
         return ChecksumSource::NotVmcp;
     };
+    source_named(deployment, &VMCP_RUNCONFIG, name)
+}
+
+/// [`checksum_source`] for a workload a rule matched, following `follow`.
+pub fn checksum_source_of<'a>(
+    deployment: &'a Value,
+    follow: &Follow,
+) -> ChecksumSource<'a, Cow<'a, str>> {
+    let name = match &follow.config_map {
+        ConfigMapName::Volume(volume) => mounted_configmap(deployment, volume).map(Cow::Borrowed),
+        ConfigMapName::NameTemplate(template) => at(deployment, &["metadata", "name"])
+            .and_then(Value::as_str)
+            .map(|own| Cow::Owned(template.replace("{name}", own))),
+    };
+    match name {
+        Some(name) => source_named(deployment, follow, name),
+        None => ChecksumSource::NotVmcp,
+    }
+}
+
+/// The source of a workload that names the ConfigMap `name`.
+fn source_named<'a, N: AsRef<str>>(
+    deployment: &'a Value,
+    follow: &Follow,
+    name: N,
+) -> ChecksumSource<'a, N> {
+    let annotation = follow.annotation.as_str();
     let current = match at(
         deployment,
-        &[
-            "spec",
-            "template",
-            "metadata",
-            "annotations",
-            RUNCONFIG_CHECKSUM_ANNOTATION,
-        ],
+        &["spec", "template", "metadata", "annotations", annotation],
     ) {
         None => return ChecksumSource::NoRunconfigChecksum,
         Some(Value::String(current)) => current.as_str(),
         Some(_) => {
             return ChecksumSource::Unusable(Unsynced::new(
                 UnsyncedReason::MalformedObject,
-                format!("pod-template annotation {RUNCONFIG_CHECKSUM_ANNOTATION} is not a string"),
+                format!("pod-template annotation {annotation} is not a string"),
             ));
         }
     };
     // Mutating webhooks run before validation: the name goes into a URL path,
     // so anything but a valid object name is refused here.
-    if !is_dns_subdomain(name) {
+    if !is_dns_subdomain(name.as_ref()) {
+        let named_by = match &follow.config_map {
+            ConfigMapName::Volume(volume) => format!("volume {volume}"),
+            ConfigMapName::NameTemplate(template) => format!("name template {template:?}"),
+        };
         return ChecksumSource::Unusable(Unsynced::new(
             UnsyncedReason::MalformedObject,
-            format!("volume vmcp-config names an invalid ConfigMap {name:?}"),
+            format!("{named_by} names an invalid ConfigMap {:?}", name.as_ref()),
         ));
     }
     ChecksumSource::ConfigMap { name, current }
+}
+
+/// The ConfigMap the pod volume `volume` mounts, when it names one.
+fn mounted_configmap<'a>(deployment: &'a Value, volume: &str) -> Option<&'a str> {
+    at(deployment, &["spec", "template", "spec", "volumes"])?
+        .as_array()?
+        .iter()
+        .find(|candidate| candidate.get("name").and_then(Value::as_str) == Some(volume))
+        .and_then(|candidate| at(candidate, &["configMap", "name"]))?
+        .as_str()
+        .filter(|name| !name.is_empty())
 }
 
 /// What to do with a vMCP Deployment's pod-template checksum, given the
@@ -162,7 +261,15 @@ impl fmt::Display for Unsynced {
 /// `configmap` is the ConfigMap as stored (possibly still in buggy order,
 /// written before the webhook was installed).
 pub fn sync_runconfig_checksum(deployment: &Value, configmap: &Value) -> ChecksumSync {
-    sync_to_canonical_checksum(deployment, || canonical_content_checksum(configmap))
+    if vmcp_deployment_configmap(deployment).is_none() {
+        return ChecksumSync::NotVmcp;
+    }
+    sync_checksum_of(
+        deployment,
+        configmap,
+        &VMCP_RUNCONFIG,
+        is_vmcp_configmap(configmap),
+    )
 }
 
 /// [`sync_runconfig_checksum`] with the ConfigMap's side already computed:
@@ -173,7 +280,40 @@ pub fn sync_to_canonical_checksum(
     deployment: &Value,
     canonical: impl FnOnce() -> Result<String, Unsynced>,
 ) -> ChecksumSync {
-    let current = match checksum_source(deployment) {
+    if vmcp_deployment_configmap(deployment).is_none() {
+        return ChecksumSync::NotVmcp;
+    }
+    sync_to(deployment, &VMCP_RUNCONFIG, canonical)
+}
+
+/// [`sync_runconfig_checksum`] for a workload a rule matched: `configmap`
+/// is the one [`checksum_source_of`] named, as stored, and
+/// `configmap_matches` says whether the rule matches it.
+pub fn sync_checksum_of(
+    deployment: &Value,
+    configmap: &Value,
+    follow: &Follow,
+    configmap_matches: bool,
+) -> ChecksumSync {
+    sync_to(deployment, follow, || {
+        if !configmap_matches {
+            return Err(Unsynced::new(
+                UnsyncedReason::ConfigMapNotVmcp,
+                follow.not_matching.clone(),
+            ));
+        }
+        canonical_checksum_of(configmap, follow)
+    })
+}
+
+/// The workload's annotation against `canonical`, which is asked for only
+/// when the workload carries the annotation.
+fn sync_to(
+    deployment: &Value,
+    follow: &Follow,
+    canonical: impl FnOnce() -> Result<String, Unsynced>,
+) -> ChecksumSync {
+    let current = match checksum_source_of(deployment, follow) {
         ChecksumSource::NotVmcp => return ChecksumSync::NotVmcp,
         ChecksumSource::NoRunconfigChecksum => return ChecksumSync::NoRunconfigChecksum,
         ChecksumSource::Unusable(unsynced) => return ChecksumSync::Unsynced(unsynced),
@@ -188,7 +328,7 @@ pub fn sync_to_canonical_checksum(
     }
     ChecksumSync::Replace {
         from: current.to_owned(),
-        patch: replace_runconfig_checksum(&expected),
+        patch: replace_annotation(&follow.annotation, &expected),
         to: expected,
     }
 }
@@ -197,9 +337,21 @@ pub fn sync_to_canonical_checksum(
 /// reads back from the stored ConfigMap once the webhook has put it in
 /// canonical form.
 pub fn canonical_content_checksum(configmap: &Value) -> Result<String, Unsynced> {
+    if !is_vmcp_configmap(configmap) {
+        return Err(Unsynced::new(
+            UnsyncedReason::ConfigMapNotVmcp,
+            VMCP_RUNCONFIG.not_matching.clone(),
+        ));
+    }
+    canonical_checksum_of(configmap, &VMCP_RUNCONFIG)
+}
+
+/// The checksum annotation of `configmap` once the rule's data key is in
+/// canonical form.
+fn canonical_checksum_of(configmap: &Value, follow: &Follow) -> Result<String, Unsynced> {
     let normalized;
-    let canonical = match normalize_configmap(configmap) {
-        Outcome::Unchanged => configmap,
+    let canonical = match normalize_data(configmap, &follow.data) {
+        Outcome::Unchanged | Outcome::NotVmcp => configmap,
         Outcome::Normalized(result) => {
             normalized = result.apply_to(configmap).map_err(|error| {
                 Unsynced::new(
@@ -209,12 +361,6 @@ pub fn canonical_content_checksum(configmap: &Value) -> Result<String, Unsynced>
             })?;
             &normalized
         }
-        Outcome::NotVmcp => {
-            return Err(Unsynced::new(
-                UnsyncedReason::ConfigMapNotVmcp,
-                "the mounted ConfigMap lacks the vmcp-config label or config.yaml".to_owned(),
-            ));
-        }
         Outcome::Refused(refusal) => {
             return Err(Unsynced::new(
                 UnsyncedReason::ConfigMapRefused,
@@ -222,33 +368,25 @@ pub fn canonical_content_checksum(configmap: &Value) -> Result<String, Unsynced>
             ));
         }
     };
+    let annotation = follow.checksum_annotation.as_str();
     // The normalizer refuses a non-string checksum, so this is a string or absent.
-    at(
-        canonical,
-        &["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION],
-    )
-    .and_then(Value::as_str)
-    .map(str::to_owned)
-    .ok_or_else(|| {
-        Unsynced::new(
-            UnsyncedReason::NoContentChecksum,
-            format!("the ConfigMap has no {CONTENT_CHECKSUM_ANNOTATION} annotation"),
-        )
-    })
+    at(canonical, &["metadata", "annotations", annotation])
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Unsynced::new(
+                UnsyncedReason::NoContentChecksum,
+                format!("the ConfigMap has no {annotation} annotation"),
+            )
+        })
 }
 
 /// The one operation this module ever emits: a `replace` of an annotation
 /// that exists (never an `add`: the operator treats any extra pod-template
 /// key as drift).
-fn replace_runconfig_checksum(checksum: &str) -> Patch {
+fn replace_annotation(annotation: &str, checksum: &str) -> Patch {
     Patch(vec![PatchOperation::Replace(ReplaceOperation {
-        path: PointerBuf::from_tokens([
-            "spec",
-            "template",
-            "metadata",
-            "annotations",
-            RUNCONFIG_CHECKSUM_ANNOTATION,
-        ]),
+        path: PointerBuf::from_tokens(["spec", "template", "metadata", "annotations", annotation]),
         value: Value::String(checksum.to_owned()),
     })])
 }

@@ -14,8 +14,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::backends::Reordered;
+#[cfg(test)]
 use super::backends::sort_backends;
 use super::{Refusal, RefusalReason};
+#[cfg(test)]
 use crate::recognize::CONFIG_KEY;
 
 /// What became of the copy of `config.yaml` in the annotation.
@@ -38,8 +41,18 @@ struct Applied<'a> {
 
 /// Put the copy of `config.yaml` in `annotation` (the last-applied JSON) in
 /// canonical form, with the same reorder and proof as the live config.
+#[cfg(test)]
 pub fn canonical_applied_copy(annotation: &str) -> AppliedCopy {
-    match reorder_copy(annotation) {
+    canonical_copy_of(annotation, CONFIG_KEY, &sort_backends)
+}
+
+/// A reorder of one data value's text.
+pub type Reorder<'r> = dyn Fn(&str) -> Result<Option<Reordered>, Refusal> + 'r;
+
+/// Put the copy of `data[key]` in `annotation` in canonical form with
+/// `reorder`, the reorder the live value gets.
+pub fn canonical_copy_of(annotation: &str, key: &str, reorder: &Reorder<'_>) -> AppliedCopy {
+    match reorder_copy(annotation, key, reorder) {
         Ok(None) => AppliedCopy::Canonical,
         Ok(Some((annotation, items))) => AppliedCopy::Reordered { annotation, items },
         Err(refusal) => AppliedCopy::Refused(Refusal {
@@ -49,19 +62,23 @@ pub fn canonical_applied_copy(annotation: &str) -> AppliedCopy {
     }
 }
 
-fn reorder_copy(annotation: &str) -> Result<Option<(String, usize)>, Refusal> {
+fn reorder_copy(
+    annotation: &str,
+    key: &str,
+    reorder: &Reorder<'_>,
+) -> Result<Option<(String, usize)>, Refusal> {
     let applied: Applied<'_> = serde_json::from_str(annotation).map_err(|error| Refusal {
         reason: RefusalReason::MalformedObject,
         detail: format!("not an object in JSON: {error}"),
     })?;
-    let Some(raw) = applied.data.as_ref().and_then(|data| data.get(CONFIG_KEY)) else {
+    let Some(raw) = applied.data.as_ref().and_then(|data| data.get(key)) else {
         return Ok(None);
     };
     let config: String = serde_json::from_str(raw.get()).map_err(|_| Refusal {
         reason: RefusalReason::MalformedObject,
-        detail: format!("data[{CONFIG_KEY:?}] is not a string"),
+        detail: format!("data[{key:?}] is not a string"),
     })?;
-    let Some(reordered) = sort_backends(&config)? else {
+    let Some(reordered) = reorder(&config)? else {
         return Ok(None);
     };
 
@@ -75,16 +92,16 @@ fn reorder_copy(annotation: &str) -> Result<Option<(String, usize)>, Refusal> {
     let string =
         serde_json::to_string(&reordered.text).map_err(|error| proof_failed(&error.to_string()))?;
     let edited = [&annotation[..start], &string, &annotation[end..]].concat();
-    prove(annotation, &edited, &reordered.text)?;
+    prove(annotation, &edited, key, &reordered.text)?;
     Ok(Some((edited, reordered.items)))
 }
 
 /// The edited annotation must read as the original with only the config
 /// string replaced.
-fn prove(original: &str, edited: &str, config: &str) -> Result<(), Refusal> {
+fn prove(original: &str, edited: &str, key: &str, config: &str) -> Result<(), Refusal> {
     let read = |text: &str| serde_json::from_str::<Value>(text).ok();
     let mut expected = read(original).ok_or_else(|| proof_failed("the original does not read"))?;
-    if let Some(slot) = expected.pointer_mut("/data/config.yaml") {
+    if let Some(slot) = expected.get_mut("data").and_then(|data| data.get_mut(key)) {
         *slot = Value::String(config.to_owned());
     }
     match read(edited) {

@@ -1,4 +1,5 @@
-//! Where the items of the top-level `backends` list stand in the text.
+//! Where the items of a block list (the top-level `backends`, or any list
+//! declared a set) stand in the text.
 //!
 //! The list is taken apart by lines, the way a person reads it: each item
 //! starts at a `-` line at the list's column and runs to its last line of
@@ -12,7 +13,7 @@
 use std::ops::Range;
 
 use super::Refusal;
-use super::backends::unsupported;
+use super::yaml_set::unsupported;
 
 /// The backends list of one text, cut into items and what stands between.
 #[derive(Debug)]
@@ -41,7 +42,7 @@ struct Item {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Line {
+pub struct Line {
     start: usize,
     /// After the line's `\n`, or the end of the text.
     end: usize,
@@ -57,30 +58,94 @@ enum Kind {
 
 /// Lay out the top-level `backends` list of `text`, which a YAML reader found
 /// to hold `expected` items.
+#[cfg(test)]
 pub fn backends(text: &str, expected: usize) -> Result<Layout<'_>, Refusal> {
-    let lines = lines(text);
+    top_level(text, &lines(text), "backends", expected)
+}
+
+/// Lay out the list under the top-level key `key` (written plainly at a line
+/// start), which a YAML reader found to hold `expected` items.
+pub fn top_level<'t>(
+    text: &'t str,
+    lines: &[Line],
+    key: &str,
+    expected: usize,
+) -> Result<Layout<'t>, Refusal> {
     let mut key_lines = lines.iter().enumerate().filter(|(_, line)| {
         text[line.start..line.end]
-            .strip_prefix("backends:")
+            .strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(':'))
             .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
     });
     let (key_index, key_line) = match (key_lines.next(), key_lines.next()) {
         (Some(found), None) => found,
         _ => {
-            return Err(unsupported(
-                "a list whose key is not one `backends:` at a line start",
-            ));
+            return Err(unsupported(&format!(
+                "a list whose key is not one `{key}:` at a line start"
+            )));
         }
     };
-    let after_key =
-        text[key_line.start + "backends:".len()..key_line.end].trim_start_matches([' ', '\t']);
+    let key_end = key_line.start + key.len() + 1;
+    under_key(text, lines, key_index, key_end, expected, key)
+}
+
+/// Lay out the list whose key ends at byte `key_end` of line `key_index`
+/// (nested keys are found by the caller), `expected` items long; `label`
+/// names the list in a refusal.
+pub fn under_key<'t>(
+    text: &'t str,
+    lines: &[Line],
+    key_index: usize,
+    key_end: usize,
+    expected: usize,
+    label: &str,
+) -> Result<Layout<'t>, Refusal> {
+    let key_line = lines[key_index];
+    let after_key = text[key_end..key_line.end].trim_start_matches([' ', '\t']);
     if !(after_key.trim_end().is_empty() || after_key.starts_with('#')) {
         return Err(unsupported(
             "a list written on its key's line (flow style, anchor or tag)",
         ));
     }
-    let list = &lines[key_index + 1..];
+    let line_break = if text[..key_line.end].ends_with("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    cut(text, &lines[key_index + 1..], expected, label, line_break)
+}
 
+/// Lay out a text that is one block list.
+pub fn document<'t>(text: &'t str, lines: &[Line], expected: usize) -> Result<Layout<'t>, Refusal> {
+    let line_break = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let layout = cut(text, lines, expected, "the document's", line_break)?;
+    // Nothing but blank and comment lines may stand before the first item
+    // (a `---`, a directive or a tag is not moved around).
+    if text[..layout.head_end].lines().any(|line| {
+        let line = line.trim();
+        !(line.is_empty() || line.starts_with('#'))
+    }) {
+        return Err(unsupported(
+            "a list document with a marker or tag before its items",
+        ));
+    }
+    Ok(layout)
+}
+
+/// Cut `list` (the lines after the key line, to the end of the text) into
+/// items at the column of its first entry.
+fn cut<'t>(
+    text: &'t str,
+    list: &[Line],
+    expected: usize,
+    label: &str,
+    line_break: &'t str,
+) -> Result<Layout<'t>, Refusal> {
+    let own_line = || {
+        unsupported(&format!(
+            "a {label} list whose items do not each start on their own `-` line"
+        ))
+    };
     let first = list
         .iter()
         .position(|line| matches!(line.kind, Kind::Content { .. }));
@@ -150,12 +215,6 @@ pub fn backends(text: &str, expected: usize) -> Result<Layout<'_>, Refusal> {
         item_start = next_item_start;
     }
     let tail_start = separators.last().map_or(head_end, |range| range.end);
-    let key_end = key_line.end;
-    let line_break = if text[..key_end].ends_with("\r\n") {
-        "\r\n"
-    } else {
-        "\n"
-    };
     Ok(Layout {
         text,
         head_end,
@@ -164,6 +223,20 @@ pub fn backends(text: &str, expected: usize) -> Result<Layout<'_>, Refusal> {
         tail_start,
         line_break,
     })
+}
+
+/// The text with the items of several lists (in text order, none inside
+/// another) put in the orders given.
+pub fn reassemble_all(text: &str, lists: &[(Layout<'_>, Vec<usize>)]) -> String {
+    let mut out = String::with_capacity(text.len() + 2 * lists.len());
+    let mut cursor = 0;
+    for (layout, order) in lists {
+        out.push_str(&text[cursor..layout.head_end]);
+        layout.push_items(order, &mut out);
+        cursor = layout.tail_start;
+    }
+    out.push_str(&text[cursor..]);
+    out
 }
 
 impl<'t> Layout<'t> {
@@ -176,10 +249,18 @@ impl<'t> Layout<'t> {
 
     /// The text with the items in `order`, item `order[k]` in slot `k`, and
     /// the separators between slots where they stood.
+    #[cfg(test)]
     pub fn reassemble(&self, order: &[usize]) -> String {
         let text = self.text;
         let mut out = String::with_capacity(text.len() + 2);
         out.push_str(&text[..self.head_end]);
+        self.push_items(order, &mut out);
+        out.push_str(&text[self.tail_start..]);
+        out
+    }
+
+    fn push_items(&self, order: &[usize], out: &mut String) {
+        let text = self.text;
         let last_slot = order.len().saturating_sub(1);
         // A text that ended without a line break still does.
         let ends_open = self
@@ -197,9 +278,14 @@ impl<'t> Layout<'t> {
             }
             out.push_str(&text[self.separators[slot].clone()]);
         }
-        out.push_str(&text[self.tail_start..]);
-        out
     }
+}
+
+/// The index of the line holding byte `at`.
+pub fn line_of(lines: &[Line], at: usize) -> usize {
+    lines
+        .partition_point(|line| line.end <= at)
+        .min(lines.len().saturating_sub(1))
 }
 
 /// How many of `lines`' last lines are `lead` lines.
@@ -207,13 +293,9 @@ fn leading(lines: &[Line], lead: impl Fn(&Line) -> bool) -> usize {
     lines.iter().rev().take_while(|line| lead(line)).count()
 }
 
-fn own_line() -> Refusal {
-    unsupported("a backends list whose items do not each start on their own `-` line")
-}
-
 /// The text's lines, each classified. `\n` ends a line; a `\r` before it is
 /// whitespace to the classification.
-fn lines(text: &str) -> Vec<Line> {
+pub fn lines(text: &str) -> Vec<Line> {
     let mut lines = Vec::with_capacity(text.len() / 32 + 1);
     let mut start = 0;
     while start < text.len() {

@@ -10,16 +10,26 @@ use serde_json::Value;
 mod backends;
 mod configmap;
 mod consumer_yaml;
+mod data;
 mod deployment;
+mod json_set;
 mod last_applied;
 mod layout;
+mod object_set;
+mod set_path;
+mod yaml_set;
 
 pub use backends::{Reordered, sort_backends};
 pub use configmap::normalize_configmap;
-pub use deployment::{
-    ChecksumSource, ChecksumSync, Unsynced, UnsyncedReason, canonical_content_checksum,
-    checksum_source, is_dns_subdomain, sync_runconfig_checksum, sync_to_canonical_checksum,
+pub use data::{
+    ChecksumAlgorithm, ChecksumRule, DataFormat, DataRule, normalize_data, normalize_object_sets,
 };
+pub use deployment::{
+    ChecksumSource, ChecksumSync, ConfigMapName, Follow, Unsynced, UnsyncedReason,
+    canonical_content_checksum, checksum_source, checksum_source_of, is_dns_subdomain,
+    sync_checksum_of, sync_runconfig_checksum, sync_to_canonical_checksum,
+};
+pub use set_path::{PathError, Segment, SetPath, SetSpec, SortKey};
 
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +80,22 @@ pub enum Change {
     LastAppliedLeft(Refusal),
     /// `toolhive.stacklok.dev/content-checksum` recomputed.
     ContentChecksum { from: String, to: String },
+    /// The items of a declared set (any but vMCP's `backends`) put in
+    /// order of their key, in `place` (a data key, the last-applied copy of
+    /// one, or the object itself).
+    SetReordered {
+        place: String,
+        path: String,
+        by: String,
+        items: usize,
+    },
+    /// A declared checksum annotation (any but ToolHive's
+    /// `content-checksum`) recomputed.
+    Checksum {
+        annotation: String,
+        from: String,
+        to: String,
+    },
 }
 
 /// Why a recognised vMCP object was left unchanged.
@@ -159,6 +185,17 @@ impl fmt::Display for Change {
             Change::ContentChecksum { from, to } => {
                 write!(f, "content-checksum {} -> {}", short(from), short(to))
             }
+            Change::SetReordered {
+                place,
+                path,
+                by,
+                items,
+            } => write!(f, "sorted {items} items of {path} by {by} in {place}"),
+            Change::Checksum {
+                annotation,
+                from,
+                to,
+            } => write!(f, "{annotation} {} -> {}", short(from), short(to)),
         }
     }
 }

@@ -144,6 +144,13 @@ pub struct ServeArgs {
     /// pod's ServiceAccount, else ~/.kube/config, else no lookups.
     #[arg(long, env = "VMCP_NORMALIZER_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+
+    /// Rules file of declared sets (`rules check` validates one); reloaded
+    /// when it changes, the last good rules staying in force when a new
+    /// version fails its checks. Without it the built-in preset
+    /// toolhive-vmcp runs.
+    #[arg(long, env = "VMCP_NORMALIZER_RULES")]
+    pub rules: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -242,10 +249,27 @@ fn serve(args: ServeArgs) -> Result<(), ServeError> {
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
+    // A rules file that cannot be used stops the start, before anything
+    // binds or calls the API.
+    let rules = match &args.rules {
+        Some(path) => {
+            let (rules, served) = super::rules_reload::load_rules(path)?;
+            tracing::info!(path = %path.display(), rules = rules.rules().len(), "rules file loaded");
+            Some((rules, path.clone(), served))
+        }
+        None => None,
+    };
     runtime.block_on(async move {
         let metrics = Arc::new(Metrics::new());
-        let deployments =
+        let mut deployments =
             RunconfigChecksumSync::connect(args.kubeconfig.as_deref(), metrics.clone()).await?;
+        let rules = rules.map(|(rules, path, served)| {
+            let cell = Arc::new(arc_swap::ArcSwap::from_pointee(rules));
+            (cell, path, served)
+        });
+        if let Some((cell, ..)) = &rules {
+            deployments = deployments.with_rules(cell.clone());
+        }
         let self_managed = match args.self_managed_settings()? {
             Some(settings) => {
                 let tls =
@@ -256,9 +280,14 @@ fn serve(args: ServeArgs) -> Result<(), ServeError> {
             }
             None => None,
         };
-        let admission = Admission::new(metrics).with_deployment_mutator(Arc::new(deployments));
+        let mut admission = Admission::new(metrics).with_deployment_mutator(Arc::new(deployments));
+        let mut options = args.server_options();
+        if let Some((cell, path, served)) = rules {
+            admission = admission.with_rules(cell);
+            options.rules = Some((path, served));
+        }
         // Certificate first: a bad pair must fail before anything binds.
-        let server = Server::new(args.server_options(), admission)?;
+        let server = Server::new(options, admission)?;
         let listener = bind("webhook", args.listen).await?;
         let admin_listener = bind("admin", args.admin_listen).await?;
         let shutdown = shutdown_signal().map_err(ServeError::Runtime)?;

@@ -12,6 +12,7 @@ pub mod duration;
 pub mod http;
 pub mod limits;
 pub mod reload;
+pub mod rules_reload;
 pub mod tls;
 
 use std::future::Future;
@@ -39,6 +40,9 @@ pub use args::{LogFormat, ServeArgs, run_serve};
 pub struct ServerOptions {
     pub tls: TlsFiles,
     pub reload: ReloadOptions,
+    /// The rules file to reload (`serve --rules`), and the fingerprint of
+    /// the contents the admission's rules came from.
+    pub rules: Option<(std::path::PathBuf, [u8; 32])>,
     /// A client that has not finished its TLS handshake by then is dropped.
     pub handshake_timeout: Duration,
     /// An HTTP/1 client must send a request's headers within this time (on
@@ -76,6 +80,7 @@ impl ServerOptions {
         Self {
             tls,
             reload: ReloadOptions::default(),
+            rules: None,
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
@@ -101,6 +106,9 @@ pub enum ServeError {
     /// `--self-managed-tls` cannot set up or obtain its certificate.
     #[error("self-managed TLS: {0}")]
     SelfManagedTls(#[from] crate::certificates::self_managed::SelfManagedError),
+    /// `--rules` names a file that cannot be read or used.
+    #[error(transparent)]
+    Rules(#[from] rules_reload::RulesFileError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -195,6 +203,11 @@ impl Server {
         );
         let reload_task =
             tokio::spawn(reloader.run(self.options.reload, Shutdown(stop_rx.clone())));
+        let rules_task = self.options.rules.clone().map(|(path, served)| {
+            let reloader =
+                rules_reload::RulesReloader::new(path, self.admission.rules_cell(), served);
+            tokio::spawn(reloader.run(self.options.reload, Shutdown(stop_rx.clone())))
+        });
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -269,6 +282,9 @@ impl Server {
         let _ = admin_stop_tx.send(true);
         let admin_result = admin_task.await;
         let _ = reload_task.await;
+        if let Some(rules_task) = rules_task {
+            let _ = rules_task.await;
+        }
         admin_result.map_err(|join_error| ServeError::Admin(std::io::Error::other(join_error)))
     }
 }

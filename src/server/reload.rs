@@ -131,7 +131,7 @@ impl Reloader {
         let (events_tx, mut events) = mpsc::channel::<()>(1);
         // Kept alive for the whole loop: dropping the watcher stops it.
         let _watcher = if options.watch {
-            match watch_directories(&self.files, events_tx) {
+            match watch_files(&[&self.files.cert, &self.files.key], events_tx) {
                 Ok(watcher) => Some(watcher),
                 Err(error) => {
                     tracing::warn!(%error, "cannot watch the certificate directory; relying on polling");
@@ -156,7 +156,8 @@ impl Reloader {
     }
 }
 
-async fn debounce(events: &mut mpsc::Receiver<()>) {
+/// Wait until file events stop for a moment (or [`MAX_DEBOUNCE`]).
+pub(super) async fn debounce(events: &mut mpsc::Receiver<()>) {
     let give_up = tokio::time::Instant::now() + MAX_DEBOUNCE;
     while tokio::time::Instant::now() < give_up {
         match tokio::time::timeout(DEBOUNCE, events.recv()).await {
@@ -166,10 +167,10 @@ async fn debounce(events: &mut mpsc::Receiver<()>) {
     }
 }
 
-/// The directories holding the cert and key (usually one).
-fn directories(files: &TlsFiles) -> BTreeSet<PathBuf> {
-    [&files.cert, &files.key]
-        .into_iter()
+/// The directories holding the files (usually one).
+fn directories(files: &[&Path]) -> BTreeSet<PathBuf> {
+    files
+        .iter()
         .map(|file| match file.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
             _ => Path::new(".").to_owned(),
@@ -177,8 +178,10 @@ fn directories(files: &TlsFiles) -> BTreeSet<PathBuf> {
         .collect()
 }
 
-fn watch_directories(
-    files: &TlsFiles,
+/// Watch the directories of `files` (a mounted Secret or ConfigMap swaps a
+/// `..data` link there); each change sends on `events`.
+pub(super) fn watch_files(
+    files: &[&Path],
     events: mpsc::Sender<()>,
 ) -> notify::Result<notify::RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {

@@ -160,3 +160,19 @@ helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 {{- define "vmcp-normalizer.selftestNamespaceExcluded" -}}
 {{- if has (include "vmcp-normalizer.selftestNamespace" .) (fromJsonArray (include "vmcp-normalizer.excludedNamespaces" .)) }}true{{ end }}
 {{- end }}
+
+{{/* "true" when the built-in preset toolhive-vmcp runs: no rules file, or one that includes it. */}}
+{{- define "vmcp-normalizer.presetRuns" -}}
+{{- if or (not .Values.rules) (has "toolhive-vmcp" (.Values.rules.include | default list)) -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/* "true" when some declared rule links a workload (its checksum is read from ConfigMaps live). */}}
+{{- define "vmcp-normalizer.rulesLinkWorkloads" -}}
+{{- if .Values.rules -}}
+{{- range (.Values.rules.rules | default list) -}}
+{{- if .workload -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end }}

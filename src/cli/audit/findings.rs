@@ -37,6 +37,10 @@ pub enum Code {
     LastAppliedRefused,
     /// `content-checksum` is not the canonical ConfigMap's.
     ContentChecksumWrong,
+    /// A declared set other than `backends` is out of order (a rule's).
+    SetOrder,
+    /// A declared checksum other than `content-checksum` is stale (a rule's).
+    ChecksumWrong,
     /// No `content-checksum` at all (the webhook never adds one).
     ContentChecksumMissing,
     /// The ConfigMap cannot be normalized; `reason` says why.
@@ -57,6 +61,8 @@ impl Code {
             Code::LastAppliedOrder => "last_applied_order",
             Code::LastAppliedRefused => "last_applied_refused",
             Code::ContentChecksumWrong => "content_checksum_wrong",
+            Code::SetOrder => "set_order",
+            Code::ChecksumWrong => "checksum_wrong",
             Code::ContentChecksumMissing => "content_checksum_missing",
             Code::Refused => "refused",
             Code::RunconfigChecksumStale => "runconfig_checksum_stale",
@@ -126,6 +132,10 @@ pub fn configmap_findings(configmap: &Value, canonical: &Result<String, Unsynced
                     Change::ContentChecksum { .. } => {
                         (Code::ContentChecksumWrong, Effect::WouldChange, None)
                     }
+                    // The preset reports its own set and checksum above;
+                    // these come from declared rules.
+                    Change::SetReordered { .. } => (Code::SetOrder, Effect::WouldChange, None),
+                    Change::Checksum { .. } => (Code::ChecksumWrong, Effect::WouldChange, None),
                 };
                 findings.push(finding(code, effect, reason, change.to_string()));
             }
