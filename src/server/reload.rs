@@ -127,32 +127,49 @@ impl Reloader {
     }
 
     /// Watch and poll until shutdown.
-    pub async fn run(mut self, options: ReloadOptions, mut shutdown: Shutdown) {
-        let (events_tx, mut events) = mpsc::channel::<()>(1);
-        // Kept alive for the whole loop: dropping the watcher stops it.
-        let _watcher = if options.watch {
-            match watch_files(&[&self.files.cert, &self.files.key], events_tx) {
-                Ok(watcher) => Some(watcher),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot watch the certificate directory; relying on polling");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let mut poll = tokio::time::interval(options.poll_interval);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        poll.tick().await; // the first tick is immediate; the pair was just loaded
-
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => break,
-                _ = poll.tick() => {}
-                Some(()) = events.recv() => debounce(&mut events).await,
-            }
+    pub async fn run(mut self, options: ReloadOptions, shutdown: Shutdown) {
+        let paths = [self.files.cert.clone(), self.files.key.clone()];
+        watch_and_poll(&paths, "certificate", options, shutdown, || {
             self.check();
+        })
+        .await;
+    }
+}
+
+/// Call `check` whenever a file of `paths` may have changed (a watch on
+/// their directories, debounced) and every poll interval, until shutdown.
+/// `what` names the files in the log line when they cannot be watched.
+pub(super) async fn watch_and_poll(
+    paths: &[PathBuf],
+    what: &str,
+    options: ReloadOptions,
+    mut shutdown: Shutdown,
+    mut check: impl FnMut(),
+) {
+    let (events_tx, mut events) = mpsc::channel::<()>(1);
+    // Kept alive for the whole loop: dropping the watcher stops it.
+    let _watcher = if options.watch {
+        let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        match watch_files(&paths, events_tx) {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch the {what} files' directory; relying on polling");
+                None
+            }
         }
+    } else {
+        None
+    };
+    let mut poll = tokio::time::interval(options.poll_interval);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll.tick().await; // the first tick is immediate; the files were just loaded
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = poll.tick() => {}
+            Some(()) = events.recv() => debounce(&mut events).await,
+        }
+        check();
     }
 }
 

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
 
 use super::Shutdown;
-use super::reload::{ReloadOptions, ReloadResult, debounce, watch_files};
+use super::reload::{ReloadOptions, ReloadResult, watch_and_poll};
 use crate::rules::{RuleSet, RulesError};
 
 /// A rules file that cannot be used, with where it is.
@@ -126,31 +125,12 @@ impl RulesReloader {
     }
 
     /// Watch and poll until shutdown.
-    pub async fn run(mut self, options: ReloadOptions, mut shutdown: Shutdown) {
-        let (events_tx, mut events) = mpsc::channel::<()>(1);
-        // Kept alive for the whole loop: dropping the watcher stops it.
-        let _watcher = if options.watch {
-            match watch_files(&[&self.path], events_tx) {
-                Ok(watcher) => Some(watcher),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot watch the rules file's directory; relying on polling");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let mut poll = tokio::time::interval(options.poll_interval);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        poll.tick().await; // the first tick is immediate; the file was just loaded
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => break,
-                _ = poll.tick() => {}
-                Some(()) = events.recv() => debounce(&mut events).await,
-            }
+    pub async fn run(mut self, options: ReloadOptions, shutdown: Shutdown) {
+        let paths = [self.path.clone()];
+        watch_and_poll(&paths, "rules", options, shutdown, || {
             self.check();
-        }
+        })
+        .await;
     }
 }
 
