@@ -56,11 +56,17 @@ pub struct ChurnLabels {
 }
 
 /// The `{kind, rule}` pairs the order-churn detector can count: only
-/// ConfigMaps have a built-in rule. Exported at zero from the start.
-pub const ORDER_CHURN_LABELS: [ChurnLabels; 3] = [
+/// ConfigMaps have a built-in rule; a rules file declares sets in
+/// ConfigMaps' data (and in other kinds' fields, which the detector does
+/// not see). Exported at zero from the start.
+pub const ORDER_CHURN_LABELS: [ChurnLabels; 4] = [
     ChurnLabels {
         kind: "ConfigMap",
         rule: "toolhive-vmcp",
+    },
+    ChurnLabels {
+        kind: "ConfigMap",
+        rule: "declared",
     },
     ChurnLabels {
         kind: "ConfigMap",

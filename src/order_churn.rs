@@ -64,6 +64,9 @@ pub enum Kind {
 pub enum Rule {
     /// The built-in normalizer reorders this list (vMCP `backends`).
     ToolhiveVmcp,
+    /// A rule of the rules file (mode `mutate`) reorders it. One label value
+    /// whatever the file holds, so the metric's cardinality stays fixed.
+    Declared,
     /// No rule does: the detector only warns.
     None,
 }
@@ -72,6 +75,7 @@ impl Rule {
     pub fn as_str(self) -> &'static str {
         match self {
             Rule::ToolhiveVmcp => "toolhive-vmcp",
+            Rule::Declared => "declared",
             Rule::None => "none",
         }
     }

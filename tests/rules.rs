@@ -302,6 +302,41 @@ async fn the_admission_path_patches_in_mutate_mode_and_only_warns_in_warn_mode()
     assert!(text.contains("outcome=\"patched\""), "{text}");
 }
 
+/// An UPDATE that only reorders a declared set: the order-churn detector
+/// names the list, and counts it under `rule="declared"` (the webhook puts
+/// it back in order), not `none` (a list nobody fixes).
+#[tokio::test]
+async fn churn_in_a_declared_set_is_counted_as_declared() {
+    let metrics = Arc::new(Metrics::new());
+    let admission = Admission::new(metrics.clone())
+        .with_rules(Arc::new(arc_swap::ArcSwap::from_pointee(example_rules())));
+    let written = documents("rules/configmaps.yaml")[0].clone();
+    let stored = canonical(&example_rules(), &written).1;
+    let mut review = review_of(&written, "", "configmaps");
+    review["request"]["oldObject"] = stored;
+    let bytes = admission
+        .review(
+            &serde_json::to_vec(&review).unwrap(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        answer["response"]["auditAnnotations"]["order-churn"], "gateway.yaml: routes[*].upstreams",
+        "{answer}"
+    );
+    let text = metrics.encode().unwrap();
+    assert!(
+        text.contains(r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="declared"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"vmcp_normalizer_order_churn_total{kind="ConfigMap",rule="none"} 0"#),
+        "{text}"
+    );
+}
+
 fn run(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(BIN)
         .args(args)

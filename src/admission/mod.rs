@@ -26,7 +26,7 @@ use crate::normalize;
 use crate::normalize::{Change, Outcome};
 use crate::order_churn::{self, MAX_REPORTED_LISTS, OrderChurn};
 use crate::recognize::CONFIG_KEY;
-use crate::rules::{Action, Mode, ObjectKind, RuleSet};
+use crate::rules::{Action, Mode, ObjectKind, Rule, RuleSet};
 
 pub use wire::{
     API_VERSION, AdmissionRequest, GroupVersionKind, GroupVersionResource, KIND, encode_response,
@@ -390,7 +390,13 @@ impl Admission {
         let mut request = parse_review(body)?;
         let target = Target::of(&request);
         let deadline = received + budget;
-        let churn = detect_order_churn(&request, target);
+        let rules = self.rules.load_full();
+        let declared = request
+            .object
+            .as_ref()
+            .and_then(|object| declared_rule(&rules, object));
+        let churn = detect_order_churn(&request, target, declared.and_then(checksum_annotation))
+            .map(|churn| with_declared_sets(churn, declared));
         let verdict = if writes_object(&request) {
             let object = request.object.take();
             let large = body.len() > INLINE_BODY_LIMIT;
@@ -809,7 +815,13 @@ fn outcome_verdict(outcome: Outcome, subject: &str) -> Verdict {
 /// watches, comparing the object as received with `oldObject`. It never
 /// fails the write: when it cannot decide (or panics) that is logged and the
 /// answer goes without it.
-fn detect_order_churn(request: &AdmissionRequest, target: Target) -> Option<OrderChurn> {
+/// `ignored_annotation`: one more annotation to leave out of the comparison
+/// (a declared rule's checksum), besides those the detector knows.
+fn detect_order_churn(
+    request: &AdmissionRequest,
+    target: Target,
+    ignored_annotation: Option<&str>,
+) -> Option<OrderChurn> {
     if request.operation != "UPDATE" || !writes_object(request) {
         return None;
     }
@@ -821,12 +833,29 @@ fn detect_order_churn(request: &AdmissionRequest, target: Target) -> Option<Orde
     let (Some(new), Some(old)) = (request.object.as_ref(), request.old_object.as_deref()) else {
         return None;
     };
-    let old: Value = match serde_json::from_str(old.get()) {
+    let mut old: Value = match serde_json::from_str(old.get()) {
         Ok(old) => old,
         Err(error) => {
             tracing::debug!(uid = %capped(&request.uid), %error, "order-churn detector: oldObject not read");
             return None;
         }
+    };
+    let stripped;
+    let new = match ignored_annotation {
+        Some(annotation) => {
+            let mut copy = new.clone();
+            for object in [&mut old, &mut copy] {
+                if let Some(annotations) = object
+                    .pointer_mut("/metadata/annotations")
+                    .and_then(Value::as_object_mut)
+                {
+                    annotations.remove(annotation);
+                }
+            }
+            stripped = copy;
+            &stripped
+        }
+        None => new,
     };
     match catch_unwind(AssertUnwindSafe(|| order_churn::detect(kind, &old, new))) {
         Ok(Ok(churn)) => Some(churn).filter(|churn| !churn.is_empty()),
@@ -844,6 +873,54 @@ fn detect_order_churn(request: &AdmissionRequest, target: Target) -> Option<Orde
             None
         }
     }
+}
+
+/// The rule of a rules file (not the built-in preset, which the detector
+/// knows) that reorders `object`'s sets: one in mode `mutate`.
+fn declared_rule<'r>(rules: &'r RuleSet, object: &Value) -> Option<&'r Rule> {
+    let kind = ObjectKind::of(object)?;
+    rules
+        .rule_for(kind, object)
+        .filter(|rule| !rule.builtin && rule.mode == Mode::Mutate)
+}
+
+/// The checksum annotation a declared rule keeps: it changes with the order,
+/// so the detector must not take it for a change of content.
+fn checksum_annotation(rule: &Rule) -> Option<&str> {
+    match &rule.action {
+        Action::Data(data) => data
+            .checksum
+            .as_ref()
+            .map(|checksum| checksum.annotation.as_str()),
+        Action::Object(_) => None,
+    }
+}
+
+/// `churn` with the lists `rule` reorders labelled
+/// [`order_churn::Rule::Declared`]: the webhook puts those back in order,
+/// so they roll nothing out.
+fn with_declared_sets(mut churn: OrderChurn, rule: Option<&Rule>) -> OrderChurn {
+    let Some(rule) = rule else {
+        return churn;
+    };
+    // The paths as the detector writes them.
+    let declared: Vec<String> = match &rule.action {
+        Action::Data(data) => data
+            .sets
+            .iter()
+            .flat_map(|set| {
+                let path = format!("{}: {}", data.key, set.path);
+                [format!("last-applied: {path}"), path]
+            })
+            .collect(),
+        Action::Object(sets) => sets.iter().map(|set| set.path.to_string()).collect(),
+    };
+    for list in &mut churn.lists {
+        if list.rule == order_churn::Rule::None && declared.contains(&list.path) {
+            list.rule = order_churn::Rule::Declared;
+        }
+    }
+    churn
 }
 
 /// `verdict` with a warning per list changed only in order and the audit
