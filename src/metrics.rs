@@ -170,6 +170,9 @@ pub struct Metrics {
     pub connections_refused: Family<PortLabels, Counter>,
     /// Certificate reloads after the files changed, by outcome (ok/failed).
     pub certificate_reloads: Family<OutcomeLabels, Counter>,
+    /// Rules file reloads after it changed, by outcome (ok/failed: the last
+    /// good rules stay in force).
+    pub rules_reloads: Family<OutcomeLabels, Counter>,
     /// Not-after time of the certificate being served, as a Unix timestamp.
     pub certificate_not_after: Gauge,
     /// Live ConfigMap reads for Deployment reviews, by outcome (`ok` or a
@@ -299,6 +302,16 @@ impl Metrics {
             "Serving certificate reloads after the files changed, by outcome",
             certificate_reloads.clone(),
         );
+        let rules_reloads = Family::<OutcomeLabels, Counter>::default();
+        start_at_zero(
+            &rules_reloads,
+            RELOAD_OUTCOMES.map(|outcome| OutcomeLabels { outcome }),
+        );
+        registry.register(
+            "rules_reloads",
+            "Rules file reloads after it changed, by outcome (failed: the last good rules stay)",
+            rules_reloads.clone(),
+        );
         let certificate_not_after = Gauge::default();
         registry.register(
             "certificate_not_after_timestamp_seconds",
@@ -368,6 +381,7 @@ impl Metrics {
             requests_shed,
             connections_refused,
             certificate_reloads,
+            rules_reloads,
             certificate_not_after,
             configmap_lookups,
             configmap_lookup_duration,
@@ -389,6 +403,14 @@ impl Metrics {
     pub fn certificate_reload(&self, ok: bool) {
         let outcome = RELOAD_OUTCOMES[usize::from(!ok)];
         self.certificate_reloads
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Count a rules file reload attempt.
+    pub fn rules_reload(&self, ok: bool) {
+        let outcome = RELOAD_OUTCOMES[usize::from(!ok)];
+        self.rules_reloads
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
@@ -611,6 +633,9 @@ mod tests {
         for outcome in ["ok", "failed"] {
             expected.push(format!(
                 r#"vmcp_normalizer_certificate_reloads_total{{outcome="{outcome}"}}"#
+            ));
+            expected.push(format!(
+                r#"vmcp_normalizer_rules_reloads_total{{outcome="{outcome}"}}"#
             ));
         }
         for outcome in [

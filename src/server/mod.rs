@@ -204,8 +204,12 @@ impl Server {
         let reload_task =
             tokio::spawn(reloader.run(self.options.reload, Shutdown(stop_rx.clone())));
         let rules_task = self.options.rules.clone().map(|(path, served)| {
-            let reloader =
-                rules_reload::RulesReloader::new(path, self.admission.rules_cell(), served);
+            let reloader = rules_reload::RulesReloader::new(
+                path,
+                self.admission.rules_cell(),
+                metrics.clone(),
+                served,
+            );
             tokio::spawn(reloader.run(self.options.reload, Shutdown(stop_rx.clone())))
         });
 

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 
 use super::Shutdown;
 use super::reload::{ReloadOptions, ReloadResult, watch_and_poll};
+use crate::metrics::Metrics;
 use crate::rules::{RuleSet, RulesError};
 
 /// A rules file that cannot be used, with where it is.
@@ -59,15 +60,22 @@ enum Seen {
 pub struct RulesReloader {
     path: PathBuf,
     rules: Arc<ArcSwap<RuleSet>>,
+    metrics: Arc<Metrics>,
     seen: Seen,
 }
 
 impl RulesReloader {
     /// `served` is the fingerprint of the file the rules in `rules` came from.
-    pub fn new(path: PathBuf, rules: Arc<ArcSwap<RuleSet>>, served: [u8; 32]) -> Self {
+    pub fn new(
+        path: PathBuf,
+        rules: Arc<ArcSwap<RuleSet>>,
+        metrics: Arc<Metrics>,
+        served: [u8; 32],
+    ) -> Self {
         Self {
             path,
             rules,
+            metrics,
             seen: Seen::Contents(served),
         }
     }
@@ -83,6 +91,7 @@ impl RulesReloader {
                     return ReloadResult::Unchanged;
                 }
                 self.seen = seen;
+                self.metrics.rules_reload(false);
                 tracing::error!(
                     path = %self.path.display(),
                     %error,
@@ -109,11 +118,13 @@ impl RulesReloader {
                     "rules file reloaded"
                 );
                 self.rules.store(Arc::new(rules));
+                self.metrics.rules_reload(true);
                 ReloadResult::Reloaded
             }
             Err(error) => {
                 let problems: Vec<String> =
                     error.problems().iter().map(ToString::to_string).collect();
+                self.metrics.rules_reload(false);
                 tracing::error!(
                     path = %self.path.display(),
                     problems = ?problems,
@@ -148,7 +159,8 @@ mod tests {
         std::fs::write(&path, GOOD).unwrap();
         let (rules, served) = load_rules(&path).unwrap();
         let cell = Arc::new(ArcSwap::from_pointee(rules));
-        let mut reloader = RulesReloader::new(path.clone(), cell.clone(), served);
+        let metrics = Arc::new(Metrics::new());
+        let mut reloader = RulesReloader::new(path.clone(), cell.clone(), metrics.clone(), served);
         assert_eq!(reloader.check(), ReloadResult::Unchanged);
 
         std::fs::write(&path, GOOD.replace("format: json", "format: toml")).unwrap();
@@ -166,6 +178,16 @@ mod tests {
         .unwrap();
         assert_eq!(reloader.check(), ReloadResult::Reloaded);
         assert_eq!(cell.load().rules()[0].name, PRESET);
+        // Two refusals (a bad file, then none), one reload.
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains(r#"vmcp_normalizer_rules_reloads_total{outcome="failed"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"vmcp_normalizer_rules_reloads_total{outcome="ok"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]
