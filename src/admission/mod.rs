@@ -435,13 +435,13 @@ impl Admission {
             return Verdict::allow(Decision::Skipped);
         };
         let rules = self.rules.load_full();
+        let data_bytes = data_len(&object);
         match target {
-            Target::ConfigMap if config_len(&object) > MAX_CONFIG_BYTES => Verdict::allow(
-                Decision::Refused { reason: TOO_LARGE },
-            )
-            .with_warning(format!(
-                "vmcp-normalizer: {CONFIG_KEY} is larger than a ConfigMap may hold; left unchanged"
-            )),
+            Target::ConfigMap if data_bytes > MAX_CONFIG_BYTES => {
+                Verdict::allow(Decision::Refused { reason: TOO_LARGE }).with_warning(format!(
+                    "vmcp-normalizer: data holds {data_bytes} bytes, more than a ConfigMap may hold ({MAX_CONFIG_BYTES}); left unchanged"
+                ))
+            }
             Target::ConfigMap => {
                 let kind = RuleKind::configmap();
                 rule_verdict(self.run_normalizer(rules, kind, object, large).await)
@@ -715,13 +715,21 @@ impl RuleOutcome {
     }
 }
 
-/// The length of a ConfigMap's `config.yaml` (0 when it has none).
-fn config_len(object: &Value) -> usize {
-    object
-        .get("data")
-        .and_then(|data| data.get(CONFIG_KEY))
-        .and_then(Value::as_str)
-        .map_or(0, str::len)
+/// The bytes a ConfigMap's `data` and `binaryData` hold, as the apiserver
+/// counts them against [`MAX_CONFIG_BYTES`] (`binaryData` decoded). Every
+/// key counts: a rules file may normalize any of them.
+fn data_len(object: &Value) -> usize {
+    let strings = |field: &str| {
+        object
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|map| map.values())
+            .filter_map(Value::as_str)
+            .map(str::len)
+            .sum::<usize>()
+    };
+    strings("data") + strings("binaryData") / 4 * 3
 }
 
 fn rule_verdict(outcome: Option<RuleOutcome>) -> Verdict {

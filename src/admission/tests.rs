@@ -404,6 +404,36 @@ fn large_configmap(config_bytes: usize) -> Value {
     configmap
 }
 
+/// Every data key counts towards the limit, not only `config.yaml`: a
+/// rules file may normalize any key, and the apiserver refuses the whole
+/// object.
+#[tokio::test]
+async fn a_configmap_whose_data_together_is_too_large_is_not_normalized() {
+    let admission = admission();
+    let mut configmap = large_configmap(1024);
+    configmap["data"]["notes"] = json!("x".repeat(MAX_CONFIG_BYTES / 2));
+    configmap["binaryData"] = json!({"blob": "A".repeat(MAX_CONFIG_BYTES / 3 * 4)});
+    let refused = answer(&admission, &review("CREATE", "", "configmaps", configmap)).await;
+    assert!(refused["response"].get("patch").is_none(), "{refused}");
+    assert!(
+        refused["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("more than a ConfigMap may hold"),
+        "{refused}"
+    );
+    let text = admission.metrics().encode().unwrap();
+    assert!(
+        text.contains(r#"normalizations_refused_total{reason="too_large"} 1"#),
+        "{text}"
+    );
+    // The same ConfigMap under the limit is normalized.
+    let mut configmap = large_configmap(1024);
+    configmap["data"]["notes"] = json!("x".repeat(MAX_CONFIG_BYTES / 2));
+    let patched = answer(&admission, &review("CREATE", "", "configmaps", configmap)).await;
+    assert!(patched["response"].get("patch").is_some(), "{patched}");
+}
+
 #[tokio::test]
 async fn configs_larger_than_a_configmap_may_hold_are_not_normalized() {
     let admission = admission();
@@ -420,7 +450,7 @@ async fn configs_larger_than_a_configmap_may_hold_are_not_normalized() {
         answer["response"]["warnings"][0]
             .as_str()
             .unwrap()
-            .contains("larger than a ConfigMap may hold")
+            .contains("more than a ConfigMap may hold")
     );
     let text = admission.metrics().encode().unwrap();
     assert!(
