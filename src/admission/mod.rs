@@ -391,9 +391,11 @@ impl Admission {
         let target = Target::of(&request);
         let deadline = received + budget;
         let rules = self.rules.load_full();
+        // Only an UPDATE is compared; a CREATE pays no second rule lookup.
         let declared = request
             .object
             .as_ref()
+            .filter(|_| request.operation == "UPDATE")
             .and_then(|object| declared_rule(&rules, object));
         let churn = detect_order_churn(&request, target, declared.and_then(checksum_annotation))
             .map(|churn| with_declared_sets(churn, declared));
