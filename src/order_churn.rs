@@ -138,12 +138,24 @@ impl Skipped {
 /// Compare the object a writer sends (`new`, as received, before any
 /// normalization) with the stored one (`old`).
 pub fn detect(kind: Kind, old: &Value, new: &Value) -> Result<OrderChurn, Skipped> {
+    detect_ignoring(kind, old, new, None)
+}
+
+/// [`detect`], leaving one more annotation out of the comparison, as
+/// ToolHive's checksums are: a declared rule's checksum, which changes with
+/// the order and so is no change of content.
+pub fn detect_ignoring(
+    kind: Kind,
+    old: &Value,
+    new: &Value,
+    checksum_annotation: Option<&str>,
+) -> Result<OrderChurn, Skipped> {
     if old == new {
         return Ok(OrderChurn::default());
     }
     let last_applied = LastAppliedPair::read(old, new)?;
-    let old_tree = object_tree(old, Some(new), last_applied.old_side())?;
-    let new_tree = object_tree(new, Some(old), last_applied.new_side())?;
+    let old_tree = object_tree(old, Some(new), last_applied.old_side(), checksum_annotation)?;
+    let new_tree = object_tree(new, Some(old), last_applied.new_side(), checksum_annotation)?;
     let mut churn = OrderChurn::default();
     if let Some(reordered) = reordered_lists(&old_tree, &new_tree) {
         let builtin = kind == Kind::ConfigMap && is_vmcp_configmap(new);
@@ -434,8 +446,11 @@ enum Slot {
 /// an UPDATE cannot change).
 const WRITER_METADATA: [&str; 4] = ["labels", "annotations", "ownerReferences", "finalizers"];
 
-fn slot(path: &[&str], in_last_applied: bool) -> Slot {
+fn slot(path: &[&str], in_last_applied: bool, checksum_annotation: Option<&str>) -> Slot {
     match path {
+        ["metadata", "annotations", annotation] if Some(*annotation) == checksum_annotation => {
+            Slot::Ignored
+        }
         ["status"] => Slot::Ignored,
         ["metadata", field] if !WRITER_METADATA.contains(field) => Slot::Ignored,
         ["metadata", "annotations", CONTENT_CHECKSUM_ANNOTATION]
@@ -500,22 +515,26 @@ fn object_tree<'v>(
     object: &'v Value,
     other: Option<&'v Value>,
     last_applied: Option<(&'v Value, &'v Value)>,
+    checksum_annotation: Option<&str>,
 ) -> Result<Tree<'v>, Skipped> {
     ObjectReader {
         path: Vec::new(),
         last_applied,
         in_last_applied: false,
+        checksum_annotation,
     }
     .tree(object, other, 0)
 }
 
-struct ObjectReader<'v> {
+struct ObjectReader<'v, 'a> {
     path: Vec<&'v str>,
     last_applied: Option<(&'v Value, &'v Value)>,
     in_last_applied: bool,
+    /// One more annotation [`slot`] leaves out (see [`detect_ignoring`]).
+    checksum_annotation: Option<&'a str>,
 }
 
-impl<'v> ObjectReader<'v> {
+impl<'v> ObjectReader<'v, '_> {
     fn tree(
         &mut self,
         value: &'v Value,
@@ -529,17 +548,18 @@ impl<'v> ObjectReader<'v> {
                 for (key, value) in fields {
                     self.path.push(key);
                     let other = other.and_then(|other| other.get(key));
-                    let tree = match slot(&self.path, self.in_last_applied) {
-                        Slot::Ignored => None,
-                        Slot::Document => Some(match value {
-                            Value::String(text) => document(text, other, depth)?,
-                            // Not a string: the apiserver refuses it later;
-                            // compared as it is.
-                            _ => self.tree(value, other, depth)?,
-                        }),
-                        Slot::LastApplied => Some(self.last_applied_tree(value, depth)?),
-                        Slot::Plain => Some(self.tree(value, other, depth)?),
-                    };
+                    let tree =
+                        match slot(&self.path, self.in_last_applied, self.checksum_annotation) {
+                            Slot::Ignored => None,
+                            Slot::Document => Some(match value {
+                                Value::String(text) => document(text, other, depth)?,
+                                // Not a string: the apiserver refuses it later;
+                                // compared as it is.
+                                _ => self.tree(value, other, depth)?,
+                            }),
+                            Slot::LastApplied => Some(self.last_applied_tree(value, depth)?),
+                            Slot::Plain => Some(self.tree(value, other, depth)?),
+                        };
                     self.path.pop();
                     if let Some(tree) = tree {
                         entries.push((Tree::Str(Cow::Borrowed(key.as_str())), tree));
@@ -571,6 +591,7 @@ impl<'v> ObjectReader<'v> {
                     path: Vec::new(),
                     last_applied: None,
                     in_last_applied: true,
+                    checksum_annotation: self.checksum_annotation,
                 };
                 let tree = reader.tree(this, Some(other), depth)?;
                 Ok(Tree::Document(Format::Json, Box::new(tree)))

@@ -843,31 +843,16 @@ fn detect_order_churn(
     let (Some(new), Some(old)) = (request.object.as_ref(), request.old_object.as_deref()) else {
         return None;
     };
-    let mut old: Value = match serde_json::from_str(old.get()) {
+    let old: Value = match serde_json::from_str(old.get()) {
         Ok(old) => old,
         Err(error) => {
             tracing::debug!(uid = %capped(&request.uid), %error, "order-churn detector: oldObject not read");
             return None;
         }
     };
-    let stripped;
-    let new = match ignored_annotation {
-        Some(annotation) => {
-            let mut copy = new.clone();
-            for object in [&mut old, &mut copy] {
-                if let Some(annotations) = object
-                    .pointer_mut("/metadata/annotations")
-                    .and_then(Value::as_object_mut)
-                {
-                    annotations.remove(annotation);
-                }
-            }
-            stripped = copy;
-            &stripped
-        }
-        None => new,
-    };
-    match catch_unwind(AssertUnwindSafe(|| order_churn::detect(kind, &old, new))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        order_churn::detect_ignoring(kind, &old, new, ignored_annotation)
+    })) {
         Ok(Ok(churn)) => Some(churn).filter(|churn| !churn.is_empty()),
         Ok(Err(skipped)) => {
             tracing::debug!(
