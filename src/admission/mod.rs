@@ -390,15 +390,7 @@ impl Admission {
         let mut request = parse_review(body)?;
         let target = Target::of(&request);
         let deadline = received + budget;
-        let rules = self.rules.load_full();
-        // Only an UPDATE is compared; a CREATE pays no second rule lookup.
-        let declared = request
-            .object
-            .as_ref()
-            .filter(|_| request.operation == "UPDATE")
-            .and_then(|object| declared_rule(&rules, object));
-        let churn = detect_order_churn(&request, target, declared.and_then(checksum_annotation))
-            .map(|churn| with_declared_sets(churn, declared));
+        let churn = detect_order_churn(&request, target, &self.rules.load());
         let verdict = if writes_object(&request) {
             let object = request.object.take();
             let large = body.len() > INLINE_BODY_LIMIT;
@@ -825,12 +817,12 @@ fn outcome_verdict(outcome: Outcome, subject: &str) -> Verdict {
 /// watches, comparing the object as received with `oldObject`. It never
 /// fails the write: when it cannot decide (or panics) that is logged and the
 /// answer goes without it.
-/// `ignored_annotation`: one more annotation to leave out of the comparison
-/// (a declared rule's checksum), besides those the detector knows.
+/// The lists a rule of `rules` reorders are labelled as such, and its
+/// checksum annotation is left out of the comparison.
 fn detect_order_churn(
     request: &AdmissionRequest,
     target: Target,
-    ignored_annotation: Option<&str>,
+    rules: &RuleSet,
 ) -> Option<OrderChurn> {
     if request.operation != "UPDATE" || !writes_object(request) {
         return None;
@@ -850,10 +842,13 @@ fn detect_order_churn(
             return None;
         }
     };
+    let declared = declared_rule(rules, new);
     match catch_unwind(AssertUnwindSafe(|| {
-        order_churn::detect_ignoring(kind, &old, new, ignored_annotation)
+        order_churn::detect_ignoring(kind, &old, new, declared.and_then(checksum_annotation))
     })) {
-        Ok(Ok(churn)) => Some(churn).filter(|churn| !churn.is_empty()),
+        Ok(Ok(churn)) => {
+            Some(with_declared_sets(churn, declared)).filter(|churn| !churn.is_empty())
+        }
         Ok(Err(skipped)) => {
             tracing::debug!(
                 uid = %capped(&request.uid),
