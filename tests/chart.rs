@@ -2622,6 +2622,9 @@ fn a_rule_name_pattern_renders_as_a_cel_match_condition() {
         webhook(&docs, "rule-any")["matchConditions"],
         json!([global])
     );
+    // The chart README shows the condition as rendered.
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
+    assert!(readme.contains(&format!("`{NAME_GUARD}{}`", expected[0].1)));
 
     // Without global conditions: the name condition alone; none at all for
     // a rule without a pattern.
