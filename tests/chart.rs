@@ -2431,3 +2431,451 @@ fn rules_without_the_preset_send_only_what_they_match() {
     let error = render_err_raw(&["-f", values.to_str().unwrap()]);
     assert!(error.contains("vmcp-normalizer.io/v1alpha1"), "{error}");
 }
+
+// ------------------------------------------- a declared rule's name pattern
+
+/// What every name condition starts with: false, never an error, without a
+/// string name (an erroring condition follows failurePolicy).
+const NAME_GUARD: &str = "object != null && has(object.metadata) && has(object.metadata.name) && type(object.metadata.name) == string && ";
+const NAME_CONDITION: &str = "vmcp-normalizer-match-name";
+
+/// A rule of format json on ConfigMaps, with `name` as its `match.name`.
+fn named_rule(rule: &str, pattern: Option<&str>) -> Value {
+    let mut matches = json!({"kind": "ConfigMap"});
+    if let Some(pattern) = pattern {
+        matches["name"] = json!(pattern);
+    }
+    json!({"name": rule, "match": matches, "key": "k", "format": "json", "sets": [{"path": ".", "by": "."}]})
+}
+
+/// Values with these rules (and `webhook` values), as JSON (which is YAML),
+/// so any pattern is written exactly.
+fn rules_values(rules: Vec<Value>, webhook: Value) -> Value {
+    json!({
+        "certificates": {"mode": "cert-manager"},
+        "webhook": webhook,
+        "rules": {"apiVersion": "vmcp-normalizer.io/v1alpha1", "kind": "NormalizationRules", "rules": rules},
+    })
+}
+
+/// `helm template -f` the values (plus raw arguments); the manifests, or
+/// helm's error.
+fn render_values(values: &Value, extra: &[&str]) -> Result<Vec<Value>, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("values.json");
+    std::fs::write(&path, values.to_string()).unwrap();
+    let mut args = template_args(NAMESPACE, &[]);
+    args.extend(["-f".to_owned(), path.to_string_lossy().into_owned()]);
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_helm(&args);
+    if out.status.success() {
+        Ok(parse_docs(&String::from_utf8(out.stdout).unwrap()))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `render_values` that must fail; helm's error.
+fn render_values_err(values: &Value, extra: &[&str]) -> String {
+    match render_values(values, extra) {
+        Ok(docs) => panic!("rendered {} manifests, should have failed", docs.len()),
+        Err(error) => error,
+    }
+}
+
+fn global_conditions(count: usize) -> Value {
+    (0..count)
+        .map(|i| json!({"name": format!("c{i}"), "expression": "!request.dryRun"}))
+        .collect()
+}
+
+/// The value of the CEL single-quoted string literal `text` starts with, as
+/// CEL reads it, and the text after it. Panics on what CEL would refuse (a
+/// raw newline, an unknown escape, no closing quote).
+fn cel_string(text: &str) -> (String, &str) {
+    let mut chars = text.char_indices();
+    assert_eq!(
+        chars.next(),
+        Some((0, '\'')),
+        "not a single-quoted literal: {text}"
+    );
+    let mut value = String::new();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\'' => return (value, &text[at + 1..]),
+            '\n' | '\r' => panic!("CEL refuses a raw line break in a string: {text:?}"),
+            '\\' => {
+                let (_, escaped) = chars.next().expect("escape at the end");
+                value.push(match escaped {
+                    '\\' | '\'' | '"' | '`' | '?' => escaped,
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    'a' => '\u{7}',
+                    'b' => '\u{8}',
+                    'f' => '\u{c}',
+                    'v' => '\u{b}',
+                    'x' | 'u' | 'U' => {
+                        let digits = match escaped {
+                            'x' => 2,
+                            'u' => 4,
+                            _ => 8,
+                        };
+                        let hex: String = (0..digits).map(|_| chars.next().unwrap().1).collect();
+                        char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap()
+                    }
+                    other => panic!("CEL knows no escape \\{other}: {text:?}"),
+                });
+            }
+            c => value.push(c),
+        }
+    }
+    panic!("unterminated CEL string: {text:?}")
+}
+
+/// A rendered name condition, read back: the regex, or the name compared.
+enum NameTest {
+    Regex(regex::Regex),
+    Equal(String),
+}
+
+impl NameTest {
+    fn parse(expression: &str) -> NameTest {
+        let test = expression
+            .strip_prefix(NAME_GUARD)
+            .unwrap_or_else(|| panic!("no guard: {expression}"));
+        if let Some(literal) = test.strip_prefix("object.metadata.name.matches(") {
+            let (regex, rest) = cel_string(literal);
+            assert_eq!(rest, ")", "{expression}");
+            NameTest::Regex(regex::Regex::new(&regex).unwrap_or_else(|e| panic!("{regex:?}: {e}")))
+        } else {
+            let literal = test
+                .strip_prefix("object.metadata.name == ")
+                .unwrap_or_else(|| panic!("neither matches() nor ==: {expression}"));
+            let (name, rest) = cel_string(literal);
+            assert_eq!(rest, "", "{expression}");
+            NameTest::Equal(name)
+        }
+    }
+
+    fn accepts(&self, name: &str) -> bool {
+        match self {
+            NameTest::Regex(regex) => regex.is_match(name),
+            NameTest::Equal(wanted) => wanted == name,
+        }
+    }
+}
+
+fn name_condition(hook: &Value) -> &str {
+    let conditions = hook["matchConditions"].as_array().expect("matchConditions");
+    let found: Vec<&Value> = conditions
+        .iter()
+        .filter(|c| c["name"] == NAME_CONDITION)
+        .collect();
+    assert_eq!(found.len(), 1, "{conditions:?}");
+    found[0]["expression"].as_str().unwrap()
+}
+
+/// A rule's `match.name` reaches its webhook as a CEL condition: a regex for
+/// a pattern with `*` (metacharacters in a class or escaped, anchored), plain
+/// equality without; after the global conditions; none without a pattern.
+#[test]
+fn a_rule_name_pattern_renders_as_a_cel_match_condition() {
+    let patterns = [
+        ("gateways", Some("*-gateway")),
+        ("abc", Some("a*b*c")),
+        ("meta", Some(r"v1.2+x*(a)?|{1}$^[z]\'")),
+        ("exact", Some("demo.vmcp+1")),
+        ("quoted", Some(r"it's\")),
+        ("any", None),
+    ];
+    let rules = patterns
+        .iter()
+        .map(|(rule, pattern)| named_rule(rule, *pattern))
+        .collect();
+    let global = json!({"name": "not-dry-run", "expression": "!request.dryRun"});
+    let values = rules_values(rules, json!({"matchConditions": [global]}));
+    let docs = render_values(&values, &[]).unwrap();
+    let expected = [
+        (
+            "gateways",
+            r"object.metadata.name.matches('(?s)^.*-gateway$')",
+        ),
+        ("abc", r"object.metadata.name.matches('(?s)^a.*b.*c$')"),
+        (
+            "meta",
+            r"object.metadata.name.matches('(?s)^v1[.]2[+]x.*[(]a[)][?][|][{]1[}][$]\\^\\[z\\]\\\\\'$')",
+        ),
+        ("exact", "object.metadata.name == 'demo.vmcp+1'"),
+        ("quoted", r"object.metadata.name == 'it\'s\\'"),
+    ];
+    for (rule, test) in expected {
+        let hook = webhook(&docs, &format!("rule-{rule}"));
+        assert_eq!(
+            hook["matchConditions"],
+            json!([global, {"name": NAME_CONDITION, "expression": format!("{NAME_GUARD}{test}")}]),
+            "rule {rule}"
+        );
+    }
+    assert_eq!(
+        webhook(&docs, "rule-any")["matchConditions"],
+        json!([global])
+    );
+    // The chart README shows the condition as rendered.
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
+    assert!(readme.contains(&format!("`{NAME_GUARD}{}`", expected[0].1)));
+
+    // Without global conditions: the name condition alone; none at all for
+    // a rule without a pattern.
+    let values = rules_values(
+        vec![
+            named_rule("gateways", Some("*-gateway")),
+            named_rule("any", None),
+        ],
+        json!({}),
+    );
+    let docs = render_values(&values, &[]).unwrap();
+    assert_eq!(
+        webhook(&docs, "rule-gateways")["matchConditions"],
+        json!([{"name": NAME_CONDITION, "expression": format!("{NAME_GUARD}{}", expected[0].1)}])
+    );
+    assert!(webhook(&docs, "rule-any")["matchConditions"].is_null());
+}
+
+/// The rendered condition, read as CEL reads its string and compiled as a
+/// regex, accepts exactly the names the server's matcher does.
+#[test]
+fn a_rule_name_condition_matches_exactly_what_the_server_matches() {
+    let patterns = [
+        "*-gateway",
+        "a*b*c",
+        "a*a",
+        "aa*aa",
+        "ab*ba",
+        "*",
+        "**",
+        "a**b",
+        "*a*",
+        "***x***",
+        "exact",
+        "x.y",
+        "a.b+c*",
+        ".*",
+        "^a$",
+        "(?i)A*",
+        "[a-z]*",
+        "a|b*",
+        "{1}*",
+        r"a\b*",
+        r"\d*",
+        r"*\",
+        "it's*",
+        "$*^",
+        "a?*",
+        "(*)",
+        "[*]",
+        "]*[",
+        "-*&&~~--",
+        "é*ü",
+        "line\nbreak*",
+        "a*\r",
+        "+",
+        "# x *",
+    ];
+    let rules = patterns
+        .iter()
+        .enumerate()
+        .map(|(i, pattern)| named_rule(&format!("p{i}"), Some(pattern)))
+        .collect();
+    let docs = render_values(&rules_values(rules, json!({})), &[]).unwrap();
+
+    // The server reads the same patterns from the rendered rules file.
+    let file = all_of(&docs, "ConfigMap")
+        .into_iter()
+        .find(|cm| cm["metadata"]["name"] == format!("{FULLNAME}-rules"))
+        .expect("the rules ConfigMap");
+    let parsed =
+        vmcp_normalizer::rules::RuleSet::from_yaml(file["data"]["rules.yaml"].as_str().unwrap())
+            .expect("the server accepts the rules");
+    let read: Vec<Option<&str>> = parsed
+        .rules()
+        .iter()
+        .map(|rule| rule.matcher.name.as_deref())
+        .collect();
+    assert_eq!(read, patterns.map(Some));
+
+    let common = [
+        "",
+        "a",
+        "aa",
+        "aaa",
+        "aaaa",
+        "ab",
+        "abc",
+        "aXbYc",
+        "acb",
+        "aba",
+        "abba",
+        "abXba",
+        "x",
+        "xy",
+        "x.y",
+        "xzy",
+        "a.b+c",
+        "aab+c",
+        "A",
+        "aA",
+        "demo-gateway",
+        "-gateway",
+        "gateway",
+        "demo-gateway2",
+        "it's",
+        "its",
+        "\\",
+        r"a\b",
+        r"a\bc",
+        ".",
+        "\n",
+        "line\nbreak",
+        "linebreak",
+        "é",
+        "éü",
+        "éxü",
+        "$^",
+        "$x^",
+        "d",
+        r"\d",
+        "{1}",
+        "(x)",
+        "[x]",
+        "]x[",
+    ];
+    for (i, pattern) in patterns.iter().enumerate() {
+        let hook = webhook(&docs, &format!("rule-p{i}"));
+        let test = NameTest::parse(name_condition(hook));
+        assert_eq!(
+            matches!(test, NameTest::Equal(_)),
+            !pattern.contains('*'),
+            "{pattern:?}: equality exactly when there is no `*`"
+        );
+        // The pattern itself, with each `*` as nothing, a character, a line
+        // break; every prefix and suffix of those.
+        let mut names: Vec<String> = common.iter().map(|s| (*s).to_owned()).collect();
+        for filler in ["", "*", "Q", "\n", "-gateway"] {
+            let name = pattern.replace('*', filler);
+            for (at, _) in name.char_indices().skip(1) {
+                names.push(name[..at].to_owned());
+                names.push(name[at..].to_owned());
+            }
+            names.push(name);
+        }
+        let mut accepted = 0;
+        for name in &names {
+            let server = vmcp_normalizer::rules::name_matches(pattern, name);
+            assert_eq!(
+                test.accepts(name),
+                server,
+                "pattern {pattern:?}, name {name:?}: the server says {server}"
+            );
+            accepted += usize::from(server);
+        }
+        // Both sides are tried (all names fit a pattern of `*` only).
+        let only_stars = pattern.chars().all(|c| c == '*');
+        assert!(accepted > 0, "{pattern:?}: no name fits");
+        assert_eq!(accepted == names.len(), only_stars, "{pattern:?}");
+    }
+}
+
+/// At most 64 conditions per webhook, names unique, and a pattern the
+/// server refuses fails the render (also without the schema).
+#[test]
+fn a_rule_name_condition_keeps_kubernetes_limits_and_the_servers_checks() {
+    let named = || vec![named_rule("gateways", Some("*-gateway"))];
+    // 63 global conditions and the name: 64, the most Kubernetes allows.
+    let docs = render_values(
+        &rules_values(named(), json!({"matchConditions": global_conditions(63)})),
+        &[],
+    )
+    .unwrap();
+    let hook = webhook(&docs, "rule-gateways");
+    assert_eq!(hook["matchConditions"].as_array().unwrap().len(), 64);
+    // 64 and a rule without a pattern: still 64.
+    let docs = render_values(
+        &rules_values(
+            vec![named_rule("any", None)],
+            json!({"matchConditions": global_conditions(64)}),
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        webhook(&docs, "rule-any")["matchConditions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        64
+    );
+    // 64 and the name: 65.
+    let error = render_values_err(
+        &rules_values(named(), json!({"matchConditions": global_conditions(64)})),
+        &[],
+    );
+    for part in [
+        "rules.rules[0].match.name",
+        "webhook.matchConditions",
+        "makes 65",
+        "at most 64",
+    ] {
+        assert!(error.contains(part), "{part}: {error}");
+    }
+    // 65 global conditions, without the schema that limits them.
+    let error = render_values_err(
+        &rules_values(
+            vec![named_rule("any", None)],
+            json!({"matchConditions": global_conditions(65)}),
+        ),
+        &["--skip-schema-validation"],
+    );
+    assert!(
+        error.contains("webhook.matchConditions has 65 conditions"),
+        "{error}"
+    );
+    // A global condition of the same name.
+    let error = render_values_err(
+        &rules_values(
+            named(),
+            json!({"matchConditions": [{"name": NAME_CONDITION, "expression": "true"}]}),
+        ),
+        &[],
+    );
+    assert!(
+        error.contains("webhook.matchConditions names a condition vmcp-normalizer-match-name"),
+        "{error}"
+    );
+    // An empty pattern (the server refuses it) and one that is not a string.
+    // The schema names it as a JSON pointer, the template as a path.
+    for (extra, names) in [
+        (&[][..], "/rules/rules/0/match/name"),
+        (
+            &["--skip-schema-validation"][..],
+            "rules.rules[0].match.name is empty",
+        ),
+    ] {
+        let error = render_values_err(
+            &rules_values(vec![named_rule("empty", Some(""))], json!({})),
+            extra,
+        );
+        assert!(error.contains(names), "{extra:?}: {error}");
+    }
+    let mut number = named_rule("number", None);
+    number["match"]["name"] = json!(7);
+    let error = render_values_err(
+        &rules_values(vec![number], json!({})),
+        &["--skip-schema-validation"],
+    );
+    assert!(
+        error.contains("rules.rules[0].match.name must be a name pattern as a string"),
+        "{error}"
+    );
+}

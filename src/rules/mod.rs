@@ -331,6 +331,13 @@ impl Selector {
     }
 }
 
+/// Whether `name` fits a rule's `match.name` pattern, as the server checks
+/// it. Public so the chart's rendered name condition can be checked against
+/// the server's matcher (`tests/chart.rs`).
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    wildcard(pattern, name)
+}
+
 /// `*` matches any run of characters; everything else itself.
 fn wildcard(pattern: &str, name: &str) -> bool {
     let mut parts = pattern.split('*');
