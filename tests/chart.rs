@@ -2439,6 +2439,11 @@ fn rules_without_the_preset_send_only_what_they_match() {
 const NAME_GUARD: &str = "object != null && has(object.metadata) && has(object.metadata.name) && type(object.metadata.name) == string && ";
 const NAME_CONDITION: &str = "vmcp-normalizer-match-name";
 
+/// The condition every rule of [`named_rule`] gets for its data key `k`.
+fn key_condition() -> Value {
+    json!({"name": "vmcp-normalizer-match-key", "expression": "object != null && has(object.data) && 'k' in object.data"})
+}
+
 /// A rule of format json on ConfigMaps, with `name` as its `match.name`.
 fn named_rule(rule: &str, pattern: Option<&str>) -> Value {
     let mut matches = json!({"kind": "ConfigMap"});
@@ -2614,20 +2619,20 @@ fn a_rule_name_pattern_renders_as_a_cel_match_condition() {
         let hook = webhook(&docs, &format!("rule-{rule}"));
         assert_eq!(
             hook["matchConditions"],
-            json!([global, {"name": NAME_CONDITION, "expression": format!("{NAME_GUARD}{test}")}]),
+            json!([global, key_condition(), {"name": NAME_CONDITION, "expression": format!("{NAME_GUARD}{test}")}]),
             "rule {rule}"
         );
     }
     assert_eq!(
         webhook(&docs, "rule-any")["matchConditions"],
-        json!([global])
+        json!([global, key_condition()])
     );
     // The chart README shows the condition as rendered.
     let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
     assert!(readme.contains(&format!("`{NAME_GUARD}{}`", expected[0].1)));
 
-    // Without global conditions: the name condition alone; none at all for
-    // a rule without a pattern.
+    // Without global conditions: the key and name conditions; the key's alone
+    // for a rule without a pattern.
     let values = rules_values(
         vec![
             named_rule("gateways", Some("*-gateway")),
@@ -2638,9 +2643,12 @@ fn a_rule_name_pattern_renders_as_a_cel_match_condition() {
     let docs = render_values(&values, &[]).unwrap();
     assert_eq!(
         webhook(&docs, "rule-gateways")["matchConditions"],
-        json!([{"name": NAME_CONDITION, "expression": format!("{NAME_GUARD}{}", expected[0].1)}])
+        json!([key_condition(), {"name": NAME_CONDITION, "expression": format!("{NAME_GUARD}{}", expected[0].1)}])
     );
-    assert!(webhook(&docs, "rule-any")["matchConditions"].is_null());
+    assert_eq!(
+        webhook(&docs, "rule-any")["matchConditions"],
+        json!([key_condition()])
+    );
 }
 
 /// The rendered condition, read as CEL reads its string and compiled as a
@@ -2792,19 +2800,20 @@ fn a_rule_name_condition_matches_exactly_what_the_server_matches() {
 #[test]
 fn a_rule_name_condition_keeps_kubernetes_limits_and_the_servers_checks() {
     let named = || vec![named_rule("gateways", Some("*-gateway"))];
-    // 63 global conditions and the name: 64, the most Kubernetes allows.
+    // 62 global conditions, the key and the name: 64, the most Kubernetes
+    // allows.
     let docs = render_values(
-        &rules_values(named(), json!({"matchConditions": global_conditions(63)})),
+        &rules_values(named(), json!({"matchConditions": global_conditions(62)})),
         &[],
     )
     .unwrap();
     let hook = webhook(&docs, "rule-gateways");
     assert_eq!(hook["matchConditions"].as_array().unwrap().len(), 64);
-    // 64 and a rule without a pattern: still 64.
+    // 63 and a rule without a pattern: 64 with its key.
     let docs = render_values(
         &rules_values(
             vec![named_rule("any", None)],
-            json!({"matchConditions": global_conditions(64)}),
+            json!({"matchConditions": global_conditions(63)}),
         ),
         &[],
     )
@@ -2816,15 +2825,15 @@ fn a_rule_name_condition_keeps_kubernetes_limits_and_the_servers_checks() {
             .len(),
         64
     );
-    // 64 and the name: 65.
+    // 63, the key and the name: 65.
     let error = render_values_err(
-        &rules_values(named(), json!({"matchConditions": global_conditions(64)})),
+        &rules_values(named(), json!({"matchConditions": global_conditions(63)})),
         &[],
     );
     for part in [
         "rules.rules[0].match.name",
         "webhook.matchConditions",
-        "makes 65",
+        "would have 65",
         "at most 64",
     ] {
         assert!(error.contains(part), "{part}: {error}");
@@ -2876,6 +2885,43 @@ fn a_rule_name_condition_keeps_kubernetes_limits_and_the_servers_checks() {
     );
     assert!(
         error.contains("rules.rules[0].match.name must be a name pattern as a string"),
+        "{error}"
+    );
+}
+
+/// A data rule's webhook is sent only ConfigMaps that hold its key (the
+/// server's rule matches no other); an object rule's has no such condition.
+#[test]
+fn a_data_rule_webhook_is_sent_only_configmaps_with_its_key() {
+    let mut quoted = named_rule("quoted", None);
+    quoted["key"] = json!("it's.yaml");
+    let object = json!({"name": "listeners", "match": {"apiVersion": "example.com/v1", "kind": "ListenerSet"},
+        "format": "object", "sets": [{"path": "spec.listeners", "by": "name"}]});
+    let docs = render_values(
+        &rules_values(vec![named_rule("plain", None), quoted, object], json!({})),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        webhook(&docs, "rule-plain")["matchConditions"],
+        json!([key_condition()])
+    );
+    assert_eq!(
+        webhook(&docs, "rule-quoted")["matchConditions"],
+        json!([{"name": "vmcp-normalizer-match-key",
+            "expression": r"object != null && has(object.data) && 'it\'s.yaml' in object.data"}])
+    );
+    assert!(webhook(&docs, "rule-listeners")["matchConditions"].is_null());
+    // The preset's own webhooks are unchanged: no conditions of their own.
+    let error = render_values_err(
+        &rules_values(
+            vec![named_rule("plain", None)],
+            json!({"matchConditions": [{"name": "vmcp-normalizer-match-key", "expression": "true"}]}),
+        ),
+        &[],
+    );
+    assert!(
+        error.contains("webhook.matchConditions names a condition vmcp-normalizer-match-key"),
         "{error}"
     );
 }
