@@ -652,33 +652,30 @@ async fn a_warn_rule_reports_its_workload_link_without_patching() {
 }
 
 /// `normalize` with a rules file whose `format: object` rule patches (the
-/// example's `listener-sets` in mode mutate), in a temporary directory
-/// that also holds the inputs.
+/// example's `listener-sets` in mode mutate), on inputs written to a
+/// temporary directory.
 struct ObjectRules {
     dir: tempfile::TempDir,
-    rules: String,
+    rules: &'static str,
 }
 
 impl ObjectRules {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let text = fixture_text("rules/declared-sets.yaml");
-        assert_eq!(text.matches("mode: warn").count(), 1, "one warn rule");
-        let path = dir.path().join("rules.yaml");
-        std::fs::write(&path, text.replace("mode: warn", "mode: mutate")).unwrap();
-        let rules = path.to_str().unwrap().to_owned();
-        Self { dir, rules }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            rules: "tests/fixtures/rules/listener-sets.yaml",
+        }
     }
 
     fn set(&self) -> RuleSet {
-        RuleSet::from_yaml(&std::fs::read_to_string(&self.rules).unwrap()).unwrap()
+        RuleSet::from_yaml(&fixture_text("rules/listener-sets.yaml")).unwrap()
     }
 
     /// Run `normalize` (with `flags`) on `text` written as `name`.
     fn normalize(&self, flags: &[&str], name: &str, text: &str) -> (i32, String, String) {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        let mut args = vec!["normalize", "--rules", &self.rules];
+        let mut args = vec!["normalize", "--rules", self.rules];
         args.extend(flags);
         args.push(path.to_str().unwrap());
         run(&args)
