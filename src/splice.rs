@@ -9,7 +9,7 @@
 //! else is copied. This module only proposes the text; the caller reads it
 //! back and keeps it only if it holds exactly the intended object.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
@@ -83,9 +83,25 @@ pub fn plan(
     syntax: Syntax,
     documents: &BTreeMap<usize, Vec<Replacement>>,
 ) -> Result<BTreeMap<usize, Result<DocumentPlan, SpliceError>>, SpliceError> {
+    plan_with_items(text, syntax, documents, &BTreeMap::new())
+}
+
+/// [`plan`], with the bytes of more List items in each plan's `items`:
+/// `items` names, by document, items of its top-level `items` that are
+/// wanted whole (their sets are reordered as text, see `cli::set_order`).
+pub fn plan_with_items(
+    text: &str,
+    syntax: Syntax,
+    documents: &BTreeMap<usize, Vec<Replacement>>,
+    items: &BTreeMap<usize, BTreeSet<usize>>,
+) -> Result<BTreeMap<usize, Result<DocumentPlan, SpliceError>>, SpliceError> {
+    let no_items = BTreeSet::new();
     let tries: HashMap<usize, Node> = documents
         .iter()
-        .map(|(&document, replacements)| (document, Node::of(replacements)))
+        .map(|(&document, replacements)| {
+            let wanted = items.get(&document).unwrap_or(&no_items);
+            (document, Node::of(replacements, wanted))
+        })
         .collect();
     let (found, ranges, mut items) = locate(text, &tries)?;
     let mut plans = BTreeMap::new();
@@ -145,8 +161,16 @@ struct Node {
 }
 
 impl Node {
-    fn of(replacements: &[Replacement]) -> Node {
+    fn of(replacements: &[Replacement], items: &BTreeSet<usize>) -> Node {
         let mut root = Node::default();
+        for &item in items {
+            root.children
+                .entry(Step::Key("items".to_owned()))
+                .or_default()
+                .children
+                .entry(Step::Index(item))
+                .or_default();
+        }
         for (index, replacement) in replacements.iter().enumerate() {
             let mut node = &mut root;
             for step in &replacement.path {

@@ -650,3 +650,218 @@ async fn a_warn_rule_reports_its_workload_link_without_patching() {
     assert!(stderr.contains("Deployment proxy: rule hosts (warn only) would have example.com/sha stale -> 0473ef2dc0d3"), "{stderr}");
     assert!(stderr.contains("ConfigMap proxy-hosts: rule hosts (warn only) would have sorted 2 items of . by value in hosts.json"), "{stderr}");
 }
+
+/// `normalize` with a rules file whose `format: object` rule patches (the
+/// example's `listener-sets` in mode mutate), on inputs written to a
+/// temporary directory.
+struct ObjectRules {
+    dir: tempfile::TempDir,
+    rules: &'static str,
+}
+
+impl ObjectRules {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            rules: "tests/fixtures/rules/listener-sets.yaml",
+        }
+    }
+
+    fn set(&self) -> RuleSet {
+        RuleSet::from_yaml(&fixture_text("rules/listener-sets.yaml")).unwrap()
+    }
+
+    /// Run `normalize` (with `flags`) on `text` written as `name`.
+    fn normalize(&self, flags: &[&str], name: &str, text: &str) -> (i32, String, String) {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let mut args = vec!["normalize", "--rules", self.rules];
+        args.extend(flags);
+        args.push(path.to_str().unwrap());
+        run(&args)
+    }
+}
+
+/// The documents of a manifest text, as the CLI reads them.
+fn read_documents(text: &str) -> Vec<Value> {
+    let mut read = Vec::new();
+    vmcp_normalizer::manifest::for_each_document(text, |_, value, _| read.push(value)).unwrap();
+    read
+}
+
+#[test]
+fn normalize_writes_an_object_rules_sets_back_byte_exact() {
+    let rules = ObjectRules::new();
+    let input = fixture_text("rules/listenerset.yaml");
+    let golden = fixture_text("rules/listenerset.normalized.yaml");
+    let (code, stdout, stderr) = rules.normalize(&[], "listenerset.yaml", &input);
+    assert_eq!(
+        (code, stdout.as_str(), stderr.as_str()),
+        (0, golden.as_str(), "")
+    );
+    // The written object is the one the rule's patch gives.
+    let object = &read_documents(&input)[0];
+    assert_eq!(read_documents(&stdout), [canonical(&rules.set(), object).1]);
+    // --check and --patch say what would be written.
+    let (code, stdout, _) = rules.normalize(&["--check"], "listenerset.yaml", &input);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.ends_with("ListenerSet demo/public would change: sorted 2 items of spec.listeners by name in the object\n"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = rules.normalize(&["--patch"], "listenerset.yaml", &input);
+    assert_eq!(code, 0);
+    let line: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        line["patch"],
+        json!([{"op": "replace", "path": "/spec/listeners", "value": [{"name": "http", "port": 80}, {"name": "https", "port": 443}]}])
+    );
+    // Idempotent: the output is canonical.
+    let (code, stdout, stderr) = rules.normalize(&[], "again.yaml", &golden);
+    assert_eq!(
+        (code, stdout.as_str(), stderr.as_str()),
+        (0, golden.as_str(), "")
+    );
+    let (code, stdout, _) = rules.normalize(&["--check"], "again.yaml", &golden);
+    assert_eq!((code, stdout.as_str()), (0, ""));
+}
+
+/// The webhook's answer for the object, applied, is what `normalize` writes.
+#[tokio::test]
+async fn normalize_writes_what_the_webhook_patches() {
+    let rules = ObjectRules::new();
+    let input = fixture_text("rules/listenerset.yaml");
+    let object = &read_documents(&input)[0];
+    let admission = Admission::new(Arc::new(Metrics::new()))
+        .with_rules(Arc::new(arc_swap::ArcSwap::from_pointee(rules.set())));
+    let body = serde_json::to_vec(&review_of(object, "example.com", "listenersets")).unwrap();
+    let answer: Value = serde_json::from_slice(
+        &admission
+            .review(&body, Duration::from_secs(5))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut patched = object.clone();
+    json_patch::patch(
+        &mut patched,
+        &common::decode_patch(&answer).expect("a patch"),
+    )
+    .unwrap();
+    let (code, stdout, _) = rules.normalize(&[], "listenerset.yaml", &input);
+    assert_eq!(code, 0);
+    assert_eq!(read_documents(&stdout), [patched]);
+}
+
+#[test]
+fn an_object_rules_sets_are_written_in_a_list_json_and_a_stream() {
+    let rules = ObjectRules::new();
+    let input = fixture_text("rules/listenerset.yaml");
+    let golden = fixture_text("rules/listenerset.normalized.yaml");
+    let indent = |text: &str| {
+        let mut lines = text.lines();
+        let first = format!("- {}\n", lines.next().unwrap());
+        first + &lines.map(|line| format!("  {line}\n")).collect::<String>()
+    };
+    // A kind: List, with a comment above the item and another item before.
+    let other = "- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: other}\n  data: {order: \"b,a\"}\n";
+    let list = |item: &str| {
+        format!(
+            "apiVersion: v1\nkind: List\nitems:\n{other}# the listener set\n{item}metadata:\n  resourceVersion: \"\"\n"
+        )
+    };
+    let (code, stdout, stderr) = rules.normalize(&[], "list.yaml", &list(&indent(&input)));
+    assert_eq!(
+        (code, stdout, stderr),
+        (0, list(&indent(&golden)), String::new())
+    );
+
+    // JSON, indented as kubectl prints it, and a JSON List.
+    let object = &read_documents(&input)[0];
+    let json_text = |value: &Value| format!("{}\n", serde_json::to_string_pretty(value).unwrap());
+    let canonical_object = canonical(&rules.set(), object).1;
+    let (code, stdout, _) = rules.normalize(&[], "ls.json", &json_text(object));
+    assert_eq!((code, stdout), (0, json_text(&canonical_object)));
+    let json_list = |item: &Value| {
+        json!({"apiVersion": "v1", "kind": "List", "items": [{"kind": "ConfigMap", "metadata": {"name": "x"}}, item]}).to_string()
+    };
+    let (code, stdout, _) = rules.normalize(&[], "list.json", &json_list(object));
+    assert_eq!((code, stdout), (0, json_list(&canonical_object)));
+
+    // A stream: only the document that changes is rewritten.
+    let first =
+        "# leading\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: \"1\"}\n";
+    let last = "---\n# already in order\napiVersion: example.com/v1\nkind: ListenerSet\nmetadata: {name: other}\nspec:\n  listeners:\n  - {name: a}\n  - {name: b}\n";
+    let stream = format!("{first}---\n{input}{last}");
+    let (code, stdout, stderr) = rules.normalize(&[], "stream.yaml", &stream);
+    assert_eq!(
+        (code, stdout, stderr),
+        (0, format!("{first}---\n{golden}{last}"), String::new())
+    );
+
+    // CRLF lines stay CRLF.
+    let crlf = |text: &str| text.replace('\n', "\r\n");
+    let (code, stdout, _) = rules.normalize(&[], "crlf.yaml", &crlf(&input));
+    assert_eq!((code, stdout), (0, crlf(&golden)));
+}
+
+#[test]
+fn an_object_that_cannot_be_reordered_in_place_is_left_as_read() {
+    let rules = ObjectRules::new();
+    for (name, text, reason) in [
+        (
+            "flow.yaml",
+            "apiVersion: example.com/v1\nkind: ListenerSet\nmetadata: {name: f}\nspec:\n  listeners: [{name: b}, {name: a}]\n",
+            "a list written on its key's line (flow style, anchor or tag) is not reordered",
+        ),
+        (
+            "anchor.yaml",
+            "apiVersion: example.com/v1\nkind: ListenerSet\nmetadata: {name: f}\nspec:\n  listeners:\n  - name: b\n    port: &p 80\n  - name: a\n    port: *p\n",
+            "it does not read back",
+        ),
+        // Equal keys: the object's patch orders the two `b` items by their
+        // JSON ({"name":"b","x":1} first), the text by their bytes (`- n`
+        // before `- {`). Only the proof stands between this and a wrong file.
+        (
+            "tie.yaml",
+            "apiVersion: example.com/v1\nkind: ListenerSet\nmetadata: {name: f}\nspec:\n  listeners:\n  - name: c\n  - name: b\n    y: 1\n  - {name: b, x: 1}\n",
+            "does not read back as the normalized object",
+        ),
+        (
+            "flow-list.yaml",
+            "kind: List\nitems: [{apiVersion: example.com/v1, kind: ListenerSet, metadata: {name: f}, spec: {listeners: [{name: b}, {name: a}]}}]\n",
+            "item 0 of the List is not a block sequence item",
+        ),
+    ] {
+        let (code, stdout, stderr) = rules.normalize(&[], name, text);
+        assert_eq!((code, stdout.as_str()), (3, text), "{name}: {stderr}");
+        assert!(
+            stderr.contains("ListenerSet f: left as read (sorted ")
+                && stderr.contains(" items of spec.listeners by name in the object): ")
+                && stderr.contains(reason),
+            "{name}: {stderr}"
+        );
+        // --check and --patch agree: nothing would be written.
+        let (code, stdout, _) = rules.normalize(&["--check"], name, text);
+        assert_eq!((code, stdout.as_str()), (3, ""), "{name}");
+        let (code, stdout, _) = rules.normalize(&["--patch"], name, text);
+        let line: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!((code, &line["patch"]), (3, &json!([])), "{name}");
+    }
+}
+
+#[test]
+fn a_warn_object_rule_reports_and_writes_nothing() {
+    let input = fixture_text("rules/listenerset.yaml");
+    let (code, stdout, stderr) = run(&[
+        "normalize",
+        "--rules",
+        "tests/fixtures/rules/declared-sets.yaml",
+        "tests/fixtures/rules/listenerset.yaml",
+    ]);
+    assert_eq!((code, stdout.as_str()), (0, input.as_str()), "{stderr}");
+    assert_eq!(
+        stderr,
+        "warning: tests/fixtures/rules/listenerset.yaml: ListenerSet demo/public: rule listener-sets (warn only) would have sorted 2 items of spec.listeners by name in the object\n"
+    );
+}

@@ -11,14 +11,17 @@ use std::ops::Range;
 
 use serde_json::Value;
 
+use super::set_order::{self, SetEdit};
 use crate::manifest::{Format, for_each_document};
 use crate::splice::{self, DocumentPlan, Replacement, Splice, SpliceError, Syntax};
 
-/// The changes of one document: its replacements and the object it must
-/// read as once they are written.
+/// The changes of one document: its replacements, the objects whose
+/// declared sets are put in order, and the object it must read as once
+/// they are written.
 #[derive(Debug)]
 pub struct DocumentEdit {
     pub replacements: Vec<Replacement>,
+    pub sets: Vec<SetEdit>,
     pub expected: Value,
 }
 
@@ -53,6 +56,10 @@ pub fn write(
         };
         match result
             .map_err(|error| format!("its new values cannot be written in place: {error}"))
+            .and_then(|plan| match edit.sets.as_slice() {
+                [] => Ok(plan),
+                sets => set_order::reorder(text, format, plan, sets),
+            })
             .and_then(|plan| {
                 if sparse.contains(&document) && !by_item(&plan) {
                     prove(text, &plan, &whole(document)?)
@@ -85,7 +92,15 @@ fn place(
                 .iter()
                 .map(|(&document, edit)| (document, edit.replacements.clone()))
                 .collect();
-            match splice::plan(text, Syntax::Yaml, &wanted) {
+            // The List items whose sets are reordered are wanted whole.
+            let items = edits
+                .iter()
+                .map(|(&document, edit)| {
+                    let items = edit.sets.iter().filter_map(|set| set.item).collect();
+                    (document, items)
+                })
+                .collect();
+            match splice::plan_with_items(text, Syntax::Yaml, &wanted, &items) {
                 Ok(plans) => plans.into_iter().collect(),
                 Err(error) => edits
                     .keys()
@@ -208,6 +223,7 @@ mod tests {
                 path: path.iter().map(|k| Step::Key((*k).to_owned())).collect(),
                 value: value.to_owned(),
             }],
+            sets: Vec::new(),
             expected,
         }
     }
@@ -259,6 +275,7 @@ mod tests {
                     path: path(1),
                     value: "y".into(),
                 }],
+                sets: Vec::new(),
                 expected: expected.clone(),
             },
         )]);

@@ -8,6 +8,7 @@ mod in_place;
 mod normalize;
 mod rules;
 mod selftest;
+mod set_order;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -15,13 +15,14 @@ use json_patch::{Patch, PatchOperation};
 use serde_json::{Value, json};
 
 use super::in_place::{self, DocumentEdit};
+use super::set_order::SetEdit;
 use crate::manifest::{Format, for_each_document, for_each_document_sparse, read_yaml_document};
 use crate::normalize::{
-    ChecksumSource, ChecksumSync, Follow, Outcome, checksum_source, checksum_source_of,
+    ChecksumSource, ChecksumSync, Follow, Outcome, SetSpec, checksum_source, checksum_source_of,
     sync_checksum_of, sync_runconfig_checksum,
 };
 use crate::recognize::{is_vmcp_configmap, vmcp_deployment_configmap};
-use crate::rules::{Mode, ObjectKind, Rule, RuleSet};
+use crate::rules::{Action, Mode, ObjectKind, Rule, RuleSet};
 use crate::splice::{Replacement, Step};
 
 /// Exit status: everything canonical (or written normalized).
@@ -74,6 +75,9 @@ struct Object {
     namespace: Option<String>,
     name: Option<String>,
     patch: Vec<PatchOperation>,
+    /// The sets of its `format: object` rule, when the patch reorders them
+    /// (written by reordering the object's text, see `set_order`).
+    sets: Vec<SetSpec>,
     changes: Vec<String>,
     warnings: Vec<String>,
     /// A vMCP object left as read because it could not be normalized.
@@ -315,6 +319,7 @@ fn read_object(
         namespace: field("/metadata/namespace"),
         name: field("/metadata/name"),
         patch: Vec::new(),
+        sets: Vec::new(),
         changes: Vec::new(),
         warnings: Vec::new(),
         failed: false,
@@ -347,6 +352,9 @@ fn read_object(
         Outcome::Normalized(normalized) => {
             record.changes = normalized.changes.iter().map(ToString::to_string).collect();
             record.patch = normalized.patch.0;
+            if let Some(Action::Object(sets)) = applied.rule.map(|rule| &rule.action) {
+                record.sets = sets.clone();
+            }
             keep = true;
         }
         Outcome::Refused(refusal) => {
@@ -528,6 +536,7 @@ fn write_in_place(index: usize, input: &mut Input, objects: &mut [Object]) {
                 };
                 entry.insert(DocumentEdit {
                     replacements: Vec::new(),
+                    sets: Vec::new(),
                     expected: document,
                 })
             }
@@ -538,6 +547,12 @@ fn write_in_place(index: usize, input: &mut Input, objects: &mut [Object]) {
                 refuse(object, &reason);
                 continue;
             }
+        }
+        if !object.sets.is_empty() {
+            edit.sets.push(SetEdit {
+                item: object.item,
+                sets: object.sets.clone(),
+            });
         }
         let target = match object.item {
             Some(item) => edit
@@ -660,12 +675,17 @@ fn refuse(object: &mut Object, reason: &str) {
     object.failed = true;
 }
 
-/// The object's patch as replacements of string values (the only operation
-/// the normalizer emits), with paths from the document's root.
+/// The object's patch as replacements of string values, with paths from
+/// the document's root. The lists a `format: object` rule replaces are
+/// written by reordering them in the text instead (see `set_order`).
 fn replacements(object: &Object) -> Result<Vec<Replacement>, String> {
     object
         .patch
         .iter()
+        .filter(|operation| {
+            object.sets.is_empty()
+                || !matches!(operation, PatchOperation::Replace(replace) if replace.value.is_array())
+        })
         .map(|operation| match operation {
             PatchOperation::Replace(replace) => {
                 let Value::String(value) = &replace.value else {

@@ -74,19 +74,7 @@ impl DataRule {
 
     /// Every declared set of `text` in order; `Ok(None)` when none moved.
     fn reorder(&self, text: &str) -> Result<Option<(String, Vec<Moved>)>, Refusal> {
-        let mut current: Cow<'_, str> = Cow::Borrowed(text);
-        let mut moved = Vec::new();
-        for (index, spec) in self.sets.iter().enumerate() {
-            let reordered = match self.format {
-                DataFormat::Yaml => sort_sets(&current, spec)?,
-                DataFormat::Json => sort_json_sets(&current, spec)?,
-            };
-            if let Some(Reordered { text, items }) = reordered {
-                moved.push((index, items));
-                current = Cow::Owned(text);
-            }
-        }
-        Ok((!moved.is_empty()).then(|| (current.into_owned(), moved)))
+        sort_sets_in_text(text, self.format, &self.sets)
     }
 
     fn change(&self, set: usize, items: usize, in_copy: bool) -> Change {
@@ -109,6 +97,30 @@ impl DataRule {
             },
         }
     }
+}
+
+/// Put every set of `sets` in `text` in order, each in the result of the
+/// one before, every item moved whole as its bytes and the result proven
+/// (see `yaml_set`, `json_set`); `Ok(None)` when none moved. Each moved set
+/// is given as its index in `sets` and how many items it holds.
+pub fn sort_sets_in_text(
+    text: &str,
+    format: DataFormat,
+    sets: &[SetSpec],
+) -> Result<Option<(String, Vec<Moved>)>, Refusal> {
+    let mut current: Cow<'_, str> = Cow::Borrowed(text);
+    let mut moved = Vec::new();
+    for (index, spec) in sets.iter().enumerate() {
+        let reordered = match format {
+            DataFormat::Yaml => sort_sets(&current, spec)?,
+            DataFormat::Json => sort_json_sets(&current, spec)?,
+        };
+        if let Some(Reordered { text, items }) = reordered {
+            moved.push((index, items));
+            current = Cow::Owned(text);
+        }
+    }
+    Ok((!moved.is_empty()).then(|| (current.into_owned(), moved)))
 }
 
 /// Normalize `data[rule.key]` of a ConfigMap that a rule matched.

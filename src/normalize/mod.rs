@@ -23,6 +23,7 @@ pub use backends::{Reordered, sort_backends};
 pub use configmap::normalize_configmap;
 pub use data::{
     ChecksumAlgorithm, ChecksumRule, DataFormat, DataRule, normalize_data, normalize_object_sets,
+    sort_sets_in_text,
 };
 pub use deployment::{
     ChecksumSource, ChecksumSync, ConfigMapName, Follow, Unsynced, UnsyncedReason,

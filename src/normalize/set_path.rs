@@ -120,6 +120,15 @@ impl SetPath {
         }
     }
 
+    /// This path in every item of a list: how a path of an object reads
+    /// in a `kind: List` item cut out alone (a one-item sequence).
+    pub fn in_each_item(&self) -> Self {
+        let mut segments = Vec::with_capacity(self.segments.len() + 1);
+        segments.push(Segment::Each);
+        segments.extend(self.segments.iter().cloned());
+        Self { segments }
+    }
+
     pub fn segments(&self) -> &[Segment] {
         &self.segments
     }
@@ -203,6 +212,17 @@ mod tests {
         assert_eq!(
             SetPath::parse("backends").unwrap(),
             SetSpec::backends().path
+        );
+    }
+
+    #[test]
+    fn a_path_in_each_item_starts_with_every_item() {
+        let path = SetPath::parse("spec.listeners").unwrap().in_each_item();
+        assert_eq!(path.to_string(), "[*].spec.listeners");
+        assert_eq!(path.segments()[0], Segment::Each);
+        assert_eq!(
+            path.segments()[1..],
+            *SetPath::parse("spec.listeners").unwrap().segments()
         );
     }
 
