@@ -589,6 +589,48 @@ fn normalize_keeps_a_rules_workload_link_in_step() {
     assert!(!stdout.contains(stale), "{stdout}");
 }
 
+/// A workload that names its ConfigMap by an env `valueFrom` is kept in
+/// step offline too; `rules explain` says how it names it.
+#[test]
+fn normalize_follows_a_configmap_named_by_an_env_value_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "apiVersion: vmcp-normalizer.io/v1alpha1\nkind: NormalizationRules\nrules:\n- name: hosts\n  match: {kind: ConfigMap, selector: {matchLabels: {app: egress}}}\n  key: hosts.json\n  format: json\n  sets: [{path: ., by: .}]\n  checksum: {annotation: example.com/hosts-sha256, algorithm: sha256}\n  workload:\n    kind: Deployment\n    selector: {matchLabels: {app: egress}}\n    annotation: example.com/hosts-sha256\n    configMap: {env: HOSTS}\n",
+    )
+    .unwrap();
+    let manifest = dir.path().join("egress.yaml");
+    let stale = "0000000000000000000000000000000000000000000000000000000000000000";
+    std::fs::write(
+        &manifest,
+        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: proxy\n  labels: {{app: egress}}\nspec:\n  template:\n    metadata:\n      annotations:\n        example.com/hosts-sha256: \"{stale}\"\n    spec:\n      containers:\n      - name: proxy\n        env:\n        - name: HOSTS\n          valueFrom: {{configMapKeyRef: {{name: egress-hosts, key: hosts.json}}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: egress-hosts\n  labels: {{app: egress}}\n  annotations:\n    example.com/hosts-sha256: \"{stale}\"\ndata:\n  hosts.json: '[\"b\",\"a\"]'\n"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&[
+        "normalize",
+        "--rules",
+        rules.to_str().unwrap(),
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    // Python: hashlib.sha256(b'["a","b"]').hexdigest()
+    let canonical = "0473ef2dc0d324ab659d3580c1134e9d812035905c4781fdd6d529b0c6860e13";
+    assert_eq!(stdout.matches(canonical).count(), 2, "{stdout}");
+    assert!(!stdout.contains(stale), "{stdout}");
+    let (code, stdout, stderr) = run(&[
+        "rules",
+        "explain",
+        rules.to_str().unwrap(),
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("the ConfigMap its env HOSTS takes a value from"),
+        "{stdout}"
+    );
+}
+
 /// A rule in mode `warn` reports its workload link's change and patches
 /// nothing, in the webhook and offline.
 #[tokio::test]

@@ -191,6 +191,9 @@ fn explain_one(rules: &RuleSet, object: &Value, out: &mut String) {
                 format!("the ConfigMap its volume {volume} mounts")
             }
             Some(ConfigMapRef::NameTemplate(template)) => format!("the ConfigMap named {template}"),
+            Some(ConfigMapRef::Env(variable)) => {
+                format!("the ConfigMap its env {variable} takes a value from")
+            }
             None => String::new(),
         };
         let _ = writeln!(

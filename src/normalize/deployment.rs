@@ -65,6 +65,9 @@ pub enum ConfigMapName {
     Volume(String),
     /// `{name}` replaced by the workload's `metadata.name`.
     NameTemplate(String),
+    /// The ConfigMap of this environment variable's
+    /// `valueFrom.configMapKeyRef`, in any container or init container.
+    Env(String),
 }
 
 impl Follow {
@@ -119,6 +122,10 @@ pub fn checksum_source_of<'a>(
         ConfigMapName::NameTemplate(template) => at(deployment, &["metadata", "name"])
             .and_then(Value::as_str)
             .map(|own| Cow::Owned(template.replace("{name}", own))),
+        ConfigMapName::Env(variable) => match env_configmap(deployment, variable) {
+            Ok(name) => name.map(Cow::Borrowed),
+            Err(unsynced) => return ChecksumSource::Unusable(unsynced),
+        },
     };
     match name {
         Some(name) => source_named(deployment, follow, name),
@@ -152,6 +159,7 @@ fn source_named<'a, N: AsRef<str>>(
         let named_by = match &follow.config_map {
             ConfigMapName::Volume(volume) => format!("volume {volume}"),
             ConfigMapName::NameTemplate(template) => format!("name template {template:?}"),
+            ConfigMapName::Env(variable) => format!("env {variable}"),
         };
         return ChecksumSource::Unusable(Unsynced::new(
             UnsyncedReason::MalformedObject,
@@ -170,6 +178,46 @@ fn mounted_configmap<'a>(deployment: &'a Value, volume: &str) -> Option<&'a str>
         .and_then(|candidate| at(candidate, &["configMap", "name"]))?
         .as_str()
         .filter(|name| !name.is_empty())
+}
+
+/// The ConfigMap that the environment variable `variable` takes a value
+/// from, in the pod template's containers and init containers. Containers
+/// that name different ConfigMaps leave no one ConfigMap to follow.
+fn env_configmap<'a>(workload: &'a Value, variable: &str) -> Result<Option<&'a str>, Unsynced> {
+    let spec = at(workload, &["spec", "template", "spec"]);
+    let mut found: Option<&str> = None;
+    for containers in ["initContainers", "containers"] {
+        let Some(containers) = spec.and_then(|spec| spec.get(containers)?.as_array()) else {
+            continue;
+        };
+        let env = containers
+            .iter()
+            .filter_map(|container| container.get("env")?.as_array())
+            .flatten();
+        for entry in env {
+            if entry.get("name").and_then(Value::as_str) != Some(variable) {
+                continue;
+            }
+            let Some(name) = at(entry, &["valueFrom", "configMapKeyRef", "name"])
+                .and_then(Value::as_str)
+                .filter(|name| !name.is_empty())
+            else {
+                continue;
+            };
+            match found {
+                Some(earlier) if earlier != name => {
+                    return Err(Unsynced::new(
+                        UnsyncedReason::MalformedObject,
+                        format!(
+                            "env {variable} takes its value from ConfigMaps {earlier} and {name}: no one ConfigMap to follow"
+                        ),
+                    ));
+                }
+                _ => found = Some(name),
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// What to do with a vMCP Deployment's pod-template checksum, given the
@@ -638,5 +686,65 @@ mod tests {
         ] {
             assert_eq!(is_dns_subdomain(name), ok, "{name}");
         }
+    }
+
+    /// A workload that names its ConfigMap by an env `valueFrom`: found in
+    /// an init container or a container; two ConfigMaps for the variable
+    /// leave none to follow; no such variable, nothing to do.
+    #[test]
+    fn a_workload_names_its_configmap_by_an_env_value_from() {
+        let follow = Follow {
+            config_map: ConfigMapName::Env("CONFIG".to_owned()),
+            ..Follow::vmcp_runconfig()
+        };
+        let env = |name: &str, configmap: &str| json!({"name": name, "valueFrom": {"configMapKeyRef": {"name": configmap, "key": "config.yaml"}}});
+        let workload = |init: Value, containers: Value| {
+            json!({"metadata": {"name": "w"}, "spec": {"template": {
+                "metadata": {"annotations": {RUNCONFIG_CHECKSUM_ANNOTATION: "old"}},
+                "spec": {"initContainers": init, "containers": containers}}}})
+        };
+        let one = workload(
+            json!([]),
+            json!([{"env": [{"name": "CONFIG", "value": "plain"}, env("OTHER", "x"), env("CONFIG", "w-config")]}]),
+        );
+        assert_eq!(
+            checksum_source_of(&one, &follow),
+            ChecksumSource::ConfigMap {
+                name: Cow::Borrowed("w-config"),
+                current: "old"
+            }
+        );
+        let init_only = workload(json!([{"env": [env("CONFIG", "w-init")]}]), json!([{}]));
+        assert_eq!(
+            checksum_source_of(&init_only, &follow),
+            ChecksumSource::ConfigMap {
+                name: Cow::Borrowed("w-init"),
+                current: "old"
+            }
+        );
+        let agreeing = workload(
+            json!([{"env": [env("CONFIG", "same")]}]),
+            json!([{"env": [env("CONFIG", "same")]}]),
+        );
+        assert!(matches!(
+            checksum_source_of(&agreeing, &follow),
+            ChecksumSource::ConfigMap { name, .. } if name == "same"
+        ));
+        let two = workload(
+            json!([{"env": [env("CONFIG", "a")]}]),
+            json!([{"env": [env("CONFIG", "b")]}]),
+        );
+        let ChecksumSource::Unusable(unsynced) = checksum_source_of(&two, &follow) else {
+            panic!("two ConfigMaps followed");
+        };
+        assert_eq!(unsynced.reason, UnsyncedReason::MalformedObject);
+        assert!(unsynced.detail.contains("ConfigMaps a and b"), "{unsynced}");
+        let none = workload(json!([]), json!([{"env": [env("OTHER", "x")]}]));
+        assert_eq!(checksum_source_of(&none, &follow), ChecksumSource::NotVmcp);
+        let invalid = workload(json!([]), json!([{"env": [env("CONFIG", "Not_Valid")]}]));
+        assert!(matches!(
+            checksum_source_of(&invalid, &follow),
+            ChecksumSource::Unusable(Unsynced { detail, .. }) if detail.contains("env CONFIG names an invalid ConfigMap")
+        ));
     }
 }

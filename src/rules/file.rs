@@ -154,4 +154,7 @@ pub struct ConfigMapRefSpec {
     /// A name made from the workload's: `{name}` is its `metadata.name`.
     #[serde(default)]
     pub name_template: Option<String>,
+    /// The environment variable whose `valueFrom.configMapKeyRef` names it.
+    #[serde(default)]
+    pub env: Option<String>,
 }

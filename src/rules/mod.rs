@@ -612,9 +612,10 @@ impl Check {
                 self.problem(format!("{workload_at}.annotation"), "is empty");
             }
             let reference = workload.config_map;
-            let config_map = match (reference.volume, reference.name_template) {
-                (Some(volume), None) if !volume.is_empty() => ConfigMapRef::Volume(volume),
-                (None, Some(template)) => {
+            let config_map = match (reference.volume, reference.name_template, reference.env) {
+                (Some(volume), None, None) if !volume.is_empty() => ConfigMapRef::Volume(volume),
+                (None, None, Some(variable)) if !variable.is_empty() => ConfigMapRef::Env(variable),
+                (None, Some(template), None) => {
                     let rest = template.replace("{name}", "");
                     if template.is_empty() || rest.contains(['{', '}']) {
                         self.problem(
@@ -627,7 +628,7 @@ impl Check {
                 _ => {
                     self.problem(
                         format!("{workload_at}.configMap"),
-                        "needs exactly one of volume and nameTemplate",
+                        "needs exactly one of volume, env and nameTemplate",
                     );
                     ConfigMapRef::Volume(String::new())
                 }

@@ -158,7 +158,7 @@ rules:
             "line 20 column 5: rules[1].checksum: needs a data key (formats yaml and json)",
             "line 27 column 7: rules[2].workload.kind: is \"Job\"; a workload is one of Deployment",
             "line 26 column 5: rules[2].workload: follows a checksum, and the rule declares none",
-            "line 29 column 7: rules[2].workload.configMap: needs exactly one of volume and nameTemplate",
+            "line 29 column 7: rules[2].workload.configMap: needs exactly one of volume, env and nameTemplate",
         ]
     );
 }
@@ -221,4 +221,37 @@ fn workload_links_match_by_kind_and_selector() {
         ConfigMapRef::Volume("vmcp-config".to_owned())
     );
     assert_eq!(link.annotation, "toolhive.stacklok.dev/runconfig-checksum");
+}
+
+#[test]
+fn a_workload_may_name_its_configmap_by_an_env_value_from() {
+    let rules = |config_map: &str| {
+        format!(
+            "apiVersion: vmcp-normalizer.io/v1alpha1
+kind: NormalizationRules
+rules:
+  - name: linked
+    match: {{kind: ConfigMap}}
+    key: c.yaml
+    format: yaml
+    sets: [{{path: s, by: .}}]
+    checksum: {{annotation: a/b, algorithm: sha256}}
+    workload: {{kind: Deployment, annotation: a/b, configMap: {config_map}}}
+"
+        )
+    };
+    let rules_set = RuleSet::from_yaml(&rules("{env: CONFIG}")).unwrap();
+    assert_eq!(
+        rules_set.rules()[0].workload.as_ref().unwrap().config_map,
+        ConfigMapRef::Env("CONFIG".to_owned())
+    );
+    for refused in ["{env: ''}", "{env: CONFIG, volume: v}"] {
+        let error = RuleSet::from_yaml(&rules(refused)).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("needs exactly one of volume, env and nameTemplate"),
+            "{refused}: {error}"
+        );
+    }
 }
