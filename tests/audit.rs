@@ -742,8 +742,8 @@ async fn the_readme_json_example_is_real_output() {
     );
 }
 
-/// The README's RBAC examples grant `list` on exactly the two resources
-/// the audit reads, and bind it.
+/// The README's RBAC examples grant `list` on exactly the three resources
+/// the audit reads (ReplicaSets for the rollout history), and bind it.
 #[test]
 fn the_readme_rbac_examples_grant_what_audit_lists() {
     let blocks = readme_blocks("### RBAC for `audit`", "yaml");
@@ -761,7 +761,7 @@ fn the_readme_rbac_examples_grant_what_audit_lists() {
             documents[0]["rules"],
             json!([
                 {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
-                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]},
+                {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["list"]},
             ])
         );
         assert_eq!(documents[1]["kind"], binding);
