@@ -1,5 +1,6 @@
-//! Reading a live cluster: the client configuration as kubectl finds it, and
-//! lists of ConfigMaps and Deployments a page at a time.
+//! Reading a live cluster: the client configuration as kubectl finds it,
+//! lists of any resource a page at a time, and API discovery (which
+//! resource serves a kind).
 //!
 //! Pages (`limit` and `continue`) keep memory bounded by one page whatever
 //! the cluster's size; each page is handed over as it arrives. Items are
@@ -7,8 +8,8 @@
 //! trip before it is hashed. Every request has its own deadline: a hung API
 //! server is an error, not a hang.
 //!
-//! RBAC: `list` on `configmaps` (core) and `deployments` (`apps`), in the
-//! namespace listed, or cluster-wide for all namespaces. Nothing is written.
+//! RBAC: `list` on what is listed, in the namespace listed, or cluster-wide
+//! for all namespaces. Nothing is written.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,41 +20,86 @@ use kube::core::params::ListParams;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The kinds the audit lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resource {
-    ConfigMaps,
-    Deployments,
+/// A collection to list: where the API server serves it and what its list
+/// is called. Built-in ones have constructors; others come from discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// `v1`, `apps/v1`, `example.com/v1`.
+    pub api_version: String,
+    /// The kind of its objects (`ConfigMap`); its list is `ConfigMapList`.
+    pub kind: String,
+    /// The plural in the path (`configmaps`).
+    pub plural: String,
+    /// Namespaced, or cluster-scoped (listed whole whatever the scope).
+    pub namespaced: bool,
 }
 
 impl Resource {
-    /// The resource as RBAC and error messages name it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Resource::ConfigMaps => "configmaps",
-            Resource::Deployments => "deployments.apps",
+    pub fn new(api_version: &str, kind: &str, plural: &str, namespaced: bool) -> Self {
+        Self {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            plural: plural.to_owned(),
+            namespaced,
+        }
+    }
+
+    pub fn configmaps() -> Self {
+        Self::new("v1", "ConfigMap", "configmaps", true)
+    }
+
+    pub fn deployments() -> Self {
+        Self::new("apps/v1", "Deployment", "deployments", true)
+    }
+
+    pub fn replicasets() -> Self {
+        Self::new("apps/v1", "ReplicaSet", "replicasets", true)
+    }
+
+    /// The resource as RBAC and error messages name it: `configmaps`,
+    /// `deployments.apps`.
+    pub fn name(&self) -> String {
+        match self.api_version.split_once('/') {
+            Some((group, _)) => format!("{}.{group}", self.plural),
+            None => self.plural.clone(),
         }
     }
 
     /// The `kind` of the list the API server answers with.
-    fn list_kind(self) -> &'static str {
-        match self {
-            Resource::ConfigMaps => "ConfigMapList",
-            Resource::Deployments => "DeploymentList",
-        }
+    fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
     }
 
     /// The collection's path for `scope`.
-    fn collection(self, scope: &Scope) -> String {
-        let (prefix, plural) = match self {
-            Resource::ConfigMaps => ("/api/v1", "configmaps"),
-            Resource::Deployments => ("/apis/apps/v1", "deployments"),
-        };
+    fn collection(&self, scope: &Scope) -> String {
+        let prefix = api_prefix(&self.api_version);
+        let plural = &self.plural;
         match scope {
-            Scope::AllNamespaces => format!("{prefix}/{plural}"),
-            Scope::Namespace(namespace) => format!("{prefix}/namespaces/{namespace}/{plural}"),
+            Scope::Namespace(namespace) if self.namespaced => {
+                format!("{prefix}/namespaces/{namespace}/{plural}")
+            }
+            _ => format!("{prefix}/{plural}"),
         }
     }
+}
+
+/// `/api/v1` for the core group, `/apis/GROUP/VERSION` for the others.
+fn api_prefix(api_version: &str) -> String {
+    if api_version.contains('/') {
+        format!("/apis/{api_version}")
+    } else {
+        format!("/api/{api_version}")
+    }
+}
+
+/// One resource of an API group version, as discovery lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DiscoveredResource {
+    /// The plural, or `plural/subresource` for a subresource.
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub namespaced: bool,
 }
 
 /// Where to list.
@@ -75,7 +121,7 @@ impl std::fmt::Display for Scope {
 /// What was being listed when a request failed, for the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
-    pub resource: &'static str,
+    pub resource: String,
     pub scope: String,
     /// The page that failed, from 1.
     pub page: usize,
@@ -83,6 +129,10 @@ pub struct Listing {
 
 impl std::fmt::Display for Listing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.page == 0 {
+            // One request, not a list: a discovery document.
+            return write!(f, "reading {}", self.resource);
+        }
         write!(
             f,
             "listing {} {} (page {})",
@@ -140,7 +190,7 @@ pub enum ClusterError {
     #[error("{listing}: the answer is not a {expected}: {detail}")]
     Invalid {
         listing: Listing,
-        expected: &'static str,
+        expected: String,
         detail: String,
     },
 }
@@ -168,7 +218,7 @@ impl ClusterError {
             }
             kube::Error::FromUtf8(error) => ClusterError::Invalid {
                 listing,
-                expected: "UTF-8 text",
+                expected: "UTF-8 text".to_owned(),
                 detail: error.to_string(),
             },
             source => ClusterError::Connection { listing, source },
@@ -246,18 +296,88 @@ impl Lister {
 
     /// The pages of `resource` in `scope` matching the selectors.
     pub fn pages(&self, query: ListQuery) -> Pages<'_> {
+        let scope = if query.resource.namespaced {
+            query.scope.to_string()
+        } else {
+            "at the cluster scope".to_owned()
+        };
         Pages {
             lister: self,
             path: query.resource.collection(&query.scope),
             listing: Listing {
                 resource: query.resource.name(),
-                scope: query.scope.to_string(),
+                scope,
                 page: 0,
             },
             kind: query.resource.list_kind(),
             label_selector: query.label_selector,
             field_selector: query.field_selector,
             next: Some(None),
+        }
+    }
+
+    /// The resources the API server serves under `api_version` (`GET
+    /// /api/v1` or `/apis/GROUP/VERSION`, which every authenticated user may
+    /// read), subresources left out; `None` when it serves no such version.
+    pub async fn discover(
+        &self,
+        api_version: &str,
+    ) -> Result<Option<Vec<DiscoveredResource>>, ClusterError> {
+        #[derive(Deserialize)]
+        struct ResourceList {
+            kind: Option<String>,
+            #[serde(default)]
+            resources: Vec<DiscoveredResource>,
+        }
+        let path = api_prefix(api_version);
+        let listing = Listing {
+            resource: format!("the API discovery document {path}"),
+            scope: String::new(),
+            page: 0,
+        };
+        let invalid = |detail: String| ClusterError::Invalid {
+            listing: listing.clone(),
+            expected: "APIResourceList".to_owned(),
+            detail,
+        };
+        let request = http::Request::get(&path)
+            .body(Vec::new())
+            .map_err(|error| invalid(error.to_string()))?;
+        let text = match self.text(request, &listing).await {
+            Ok(text) => text,
+            Err(ClusterError::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let list: ResourceList =
+            serde_json::from_str(&text).map_err(|error| invalid(error.to_string()))?;
+        if list.kind.as_deref() != Some("APIResourceList") {
+            return Err(invalid(format!(
+                "kind {}",
+                list.kind.as_deref().unwrap_or("(none)")
+            )));
+        }
+        Ok(Some(
+            list.resources
+                .into_iter()
+                .filter(|resource| !resource.name.contains('/'))
+                .collect(),
+        ))
+    }
+
+    /// One request's answer under the deadline, as text.
+    async fn text(
+        &self,
+        request: http::Request<Vec<u8>>,
+        listing: &Listing,
+    ) -> Result<String, ClusterError> {
+        let timeout = self.request_timeout;
+        match tokio::time::timeout(timeout, self.client.request_text(request)).await {
+            Ok(Ok(text)) => Ok(text),
+            Ok(Err(error)) => Err(ClusterError::from_client(listing.clone(), error)),
+            Err(_) => Err(ClusterError::Timeout {
+                listing: listing.clone(),
+                timeout,
+            }),
         }
     }
 }
@@ -277,7 +397,7 @@ pub struct Pages<'l> {
     lister: &'l Lister,
     path: String,
     listing: Listing,
-    kind: &'static str,
+    kind: String,
     label_selector: Option<String>,
     field_selector: Option<String>,
     /// `Some(token)` while a page is left to read (`None` for the first).
@@ -316,30 +436,17 @@ impl Pages<'_> {
         };
         let invalid = |listing: &Listing, detail: String| ClusterError::Invalid {
             listing: listing.clone(),
-            expected: self.kind,
+            expected: self.kind.clone(),
             detail,
         };
         let request = Request::new(&self.path)
             .list(&params)
             .map_err(|error| invalid(&self.listing, error.to_string()))?;
-        let timeout = self.lister.request_timeout;
-        let text =
-            match tokio::time::timeout(timeout, self.lister.client.request_text(request)).await {
-                Ok(Ok(text)) => text,
-                Ok(Err(error)) => {
-                    return Err(ClusterError::from_client(self.listing.clone(), error));
-                }
-                Err(_) => {
-                    return Err(ClusterError::Timeout {
-                        listing: self.listing.clone(),
-                        timeout,
-                    });
-                }
-            };
+        let text = self.lister.text(request, &self.listing).await?;
         let page: Page = serde_json::from_str(&text)
             .map_err(|error| invalid(&self.listing, error.to_string()))?;
         drop(text);
-        if page.kind.as_deref() != Some(self.kind) {
+        if page.kind.as_deref() != Some(self.kind.as_str()) {
             return Err(invalid(
                 &self.listing,
                 format!("kind {}", page.kind.as_deref().unwrap_or("(none)")),
@@ -367,27 +474,36 @@ mod tests {
     fn collections_are_the_apiservers_paths() {
         let namespace = Scope::Namespace("team-a".to_owned());
         assert_eq!(
-            Resource::ConfigMaps.collection(&namespace),
+            Resource::configmaps().collection(&namespace),
             "/api/v1/namespaces/team-a/configmaps"
         );
         assert_eq!(
-            Resource::Deployments.collection(&namespace),
+            Resource::deployments().collection(&namespace),
             "/apis/apps/v1/namespaces/team-a/deployments"
         );
         assert_eq!(
-            Resource::ConfigMaps.collection(&Scope::AllNamespaces),
+            Resource::configmaps().collection(&Scope::AllNamespaces),
             "/api/v1/configmaps"
         );
         assert_eq!(
-            Resource::Deployments.collection(&Scope::AllNamespaces),
+            Resource::deployments().collection(&Scope::AllNamespaces),
             "/apis/apps/v1/deployments"
         );
+        // A cluster-scoped kind is listed whole whatever the scope.
+        let cluster_scoped = Resource::new("example.com/v1", "Gateway", "gateways", false);
+        assert_eq!(
+            cluster_scoped.collection(&namespace),
+            "/apis/example.com/v1/gateways"
+        );
+        assert_eq!(cluster_scoped.name(), "gateways.example.com");
+        assert_eq!(Resource::deployments().name(), "deployments.apps");
+        assert_eq!(Resource::configmaps().name(), "configmaps");
     }
 
     #[test]
     fn statuses_map_to_their_errors() {
         let listing = Listing {
-            resource: "configmaps",
+            resource: "configmaps".to_owned(),
             scope: "in all namespaces".to_owned(),
             page: 2,
         };

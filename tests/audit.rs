@@ -689,6 +689,7 @@ fn help_documents_every_exit_code_and_the_flags() {
         "-o, --output",
         "--chunk-size",
         "--request-timeout",
+        "--rules <FILE>",
     ] {
         assert!(help.contains(flag), "{flag}: {help}");
     }
@@ -741,8 +742,8 @@ async fn the_readme_json_example_is_real_output() {
     );
 }
 
-/// The README's RBAC examples grant `list` on exactly the two resources
-/// the audit reads, and bind it.
+/// The README's RBAC examples grant `list` on exactly the three resources
+/// the audit reads (ReplicaSets for the rollout history), and bind it.
 #[test]
 fn the_readme_rbac_examples_grant_what_audit_lists() {
     let blocks = readme_blocks("### RBAC for `audit`", "yaml");
@@ -760,7 +761,7 @@ fn the_readme_rbac_examples_grant_what_audit_lists() {
             documents[0]["rules"],
             json!([
                 {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
-                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]},
+                {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["list"]},
             ])
         );
         assert_eq!(documents[1]["kind"], binding);
@@ -774,4 +775,530 @@ fn the_readme_rbac_examples_grant_what_audit_lists() {
             documents[0]["metadata"]["namespace"]
         );
     }
+}
+
+// ---- `--rules`: declared sets, workload links, rollout history ----------
+
+/// Three rules: a ConfigMap set with a checksum and a workload link, a
+/// warn-only JSON set whose selector also lists the first rule's
+/// ConfigMaps, and a set in a custom resource found by discovery.
+const RULES: &str = r#"apiVersion: vmcp-normalizer.io/v1alpha1
+kind: NormalizationRules
+rules:
+  - name: gateway-upstreams
+    match:
+      kind: ConfigMap
+      selector: {matchLabels: {app.kubernetes.io/name: gateway}}
+    key: gateway.yaml
+    format: yaml
+    sets: [{path: "routes[*].upstreams", by: name}]
+    checksum: {annotation: example.com/config-sha256, algorithm: sha256}
+    workload:
+      kind: Deployment
+      selector: {matchLabels: {app.kubernetes.io/name: gateway}}
+      annotation: example.com/config-sha256
+      configMap: {nameTemplate: "{name}-gateway"}
+  - name: hosts-warn
+    mode: warn
+    match:
+      kind: ConfigMap
+      selector:
+        matchExpressions:
+          - {key: app.kubernetes.io/name, operator: In, values: [gateway, egress]}
+    key: hosts.json
+    format: json
+    sets: [{path: allowed, by: .}]
+  - name: listener-sets
+    match: {apiVersion: example.com/v1, kind: ListenerSet}
+    format: object
+    sets: [{path: spec.listeners, by: name}]
+"#;
+
+/// `hashlib.sha256` of the canonical gateway.yaml (tests/rules.rs).
+const GATEWAY_SHA256: &str = "834bea27d21089a09e7fcc38af2a97b646e58412fa4df2242777fc1692543ed8";
+const CANONICAL_GATEWAY: &str = "routes:\n    - path: /api\n      upstreams:\n        # the canary\n        - name: alpha\n          url: http://alpha:8080\n          weight: 10\n        - name: zeta\n          url: http://zeta:8080\n      middleware:\n        - auth\n        - ratelimit\n    - path: /static\n      upstreams:\n        - name: cdn-a\n        - name: cdn-b\n";
+
+fn fixture_documents(name: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut documents = Vec::new();
+    vmcp_normalizer::manifest::for_each_document(&text, |_, value, _| documents.push(value))
+        .unwrap();
+    documents
+}
+
+/// A Deployment of the gateway whose pod template carries `checksum`.
+fn gateway_deployment(name: &str, checksum: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"namespace": "demo", "name": name, "uid": format!("uid-{name}"),
+                     "labels": {"app.kubernetes.io/name": "gateway"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name},
+                             "annotations": {"example.com/config-sha256": checksum}},
+                "spec": {"containers": [{"name": "gateway", "image": "gateway:1"}]},
+            },
+        },
+    })
+}
+
+impl Cluster {
+    /// Write `rules` into the cluster's directory and return its path.
+    fn rules_file(&self, rules: &str) -> String {
+        let path = self.dir.path().join("rules.yaml");
+        std::fs::write(&path, rules).unwrap();
+        path.display().to_string()
+    }
+}
+
+/// The JSON report's findings as (kind, name, finding, effect, rule, mode).
+fn named_findings(report: &Value) -> Vec<[String; 6]> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            ["kind", "name", "finding", "effect", "rule", "mode"]
+                .map(|key| f[key].as_str().unwrap_or("-").to_owned())
+        })
+        .collect()
+}
+
+fn finding(fields: [&str; 6]) -> [String; 6] {
+    fields.map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_judge_each_object_once_by_its_first_matching_rule() {
+    let cluster = cluster().await;
+    let api = &cluster.api;
+    let configmaps = fixture_documents("rules/configmaps.yaml");
+    // Out of order in gateway.yaml and in hosts.json: only its first
+    // rule's set (gateway.yaml) is judged, as the webhook would.
+    let mut edge = configmaps[0].clone();
+    edge["data"]["hosts.json"] = json!("{\"allowed\": [\"z\", \"a\"]}");
+    api.insert(edge);
+    let mut west = configmaps[0].clone();
+    west["metadata"]["name"] = json!("west-gateway");
+    west["data"]["gateway.yaml"] = json!(CANONICAL_GATEWAY);
+    west["metadata"]["annotations"]["example.com/config-sha256"] = json!(GATEWAY_SHA256);
+    api.insert(west);
+    api.insert(configmaps[1].clone());
+    api.insert(plain_configmap("demo", "web"));
+    let listeners = fixture_documents("rules/listenerset.yaml").remove(0);
+    let mut in_order = listeners.clone();
+    in_order["metadata"]["name"] = json!("internal");
+    in_order["spec"]["listeners"] = json!([{"name": "a"}, {"name": "b"}]);
+    api.insert(listeners);
+    api.insert(in_order);
+    api.insert(gateway_deployment("edge", "stale"));
+    api.insert(gateway_deployment("west", GATEWAY_SHA256));
+
+    let rules = cluster.rules_file(RULES);
+    let output = cluster
+        .audit(&["-n", "demo", "--rules", &rules, "-o", "json"])
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        named_findings(&report),
+        [
+            finding([
+                "ConfigMap",
+                "edge-gateway",
+                "set_order",
+                "would_change",
+                "gateway-upstreams",
+                "mutate"
+            ]),
+            finding([
+                "ConfigMap",
+                "edge-gateway",
+                "checksum_wrong",
+                "would_change",
+                "gateway-upstreams",
+                "mutate"
+            ]),
+            finding([
+                "ConfigMap",
+                "egress",
+                "set_order",
+                "note",
+                "hosts-warn",
+                "warn"
+            ]),
+            finding([
+                "ListenerSet",
+                "public",
+                "set_order",
+                "would_change",
+                "listener-sets",
+                "mutate"
+            ]),
+            finding([
+                "Deployment",
+                "edge",
+                "workload_checksum_stale",
+                "would_change",
+                "gateway-upstreams",
+                "mutate"
+            ]),
+        ]
+    );
+    let findings = &report["findings"];
+    assert_eq!(
+        findings[0]["paths"],
+        json!(["gateway.yaml: routes[*].upstreams"])
+    );
+    assert_eq!(
+        findings[0]["detail"],
+        "sorted 4 items of routes[*].upstreams by name in gateway.yaml; only the order of: gateway.yaml: routes[*].upstreams"
+    );
+    assert_eq!(
+        findings[1]["detail"],
+        "example.com/config-sha256 stale -> 834bea27d210"
+    );
+    assert_eq!(findings[2]["paths"], json!(["hosts.json: allowed"]));
+    assert!(
+        findings[2]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("rule hosts-warn (warn only): sorted 3 items of allowed"),
+        "{}",
+        findings[2]
+    );
+    assert_eq!(findings[3]["paths"], json!(["spec.listeners"]));
+    assert_eq!(
+        findings[4]["detail"],
+        "example.com/config-sha256 stale -> 834bea27d210 (ConfigMap edge-gateway)"
+    );
+    assert_eq!(
+        report["scanned"],
+        json!({"configMaps": 3, "deployments": 2, "otherObjects": 2})
+    );
+
+    // Each rule's selector went to the server; the custom kind's resource
+    // came from discovery, read once.
+    let selectors = |path: &str| -> Vec<String> {
+        api.list_queries(path)
+            .iter()
+            .map(|q| q.get("labelSelector").cloned().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(
+        selectors(&configmaps_in("demo")),
+        [
+            "app.kubernetes.io/name=gateway",
+            "app.kubernetes.io/name in (gateway,egress)"
+        ]
+    );
+    assert_eq!(
+        selectors(&deployments_in("demo")),
+        ["app.kubernetes.io/name=gateway"]
+    );
+    assert_eq!(
+        selectors("/apis/example.com/v1/namespaces/demo/listenersets"),
+        [""]
+    );
+    assert_eq!(api.count("GET", "/apis/example.com/v1"), 1);
+    assert_eq!(
+        selectors("/apis/apps/v1/namespaces/demo/replicasets"),
+        ["app=edge", "app=west"]
+    );
+
+    // The table says which rule warns.
+    let output = cluster.audit(&["-n", "demo", "--rules", &rules]).await;
+    let table = stdout(&output);
+    assert!(
+        table.contains("set_order: rule hosts-warn (warn only): sorted 3 items of allowed"),
+        "{table}"
+    );
+    assert!(
+        table.ends_with("not canonical: 3 objects would change, 0 cannot be normalized, of 3 ConfigMaps, 2 Deployments and 2 other objects the rules match in namespace demo\n"),
+        "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_the_server_does_not_know_is_an_error_before_any_list() {
+    let cluster = cluster().await;
+    cluster.api.insert(configmap("default", "demo", false));
+    for (rules, message) in [
+        (
+            RULES.replace("kind: ListenerSet", "kind: Gateway"),
+            "rule listener-sets: the API server serves no kind Gateway in example.com/v1",
+        ),
+        (
+            RULES.replace("apiVersion: example.com/v1,", "apiVersion: nowhere.io/v2,"),
+            "rule listener-sets: the API server serves no kind ListenerSet in nowhere.io/v2",
+        ),
+        (
+            RULES.replace("apiVersion: example.com/v1, ", ""),
+            "rule listener-sets: kind ListenerSet needs match.apiVersion",
+        ),
+    ] {
+        let before = cluster.api.requests().len();
+        let path = cluster.rules_file(&rules);
+        let output = cluster.audit(&["--rules", &path]).await;
+        assert_failed_without_report(&output, message);
+        // Discovery only: not one list.
+        let asked: Vec<String> = cluster.api.requests()[before..]
+            .iter()
+            .map(|r| r.path.clone())
+            .collect();
+        assert!(
+            asked.iter().all(|path| !path.contains("/namespaces/")),
+            "{asked:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_rules_file_is_refused_before_any_request() {
+    let cluster = cluster().await;
+    let path = cluster.rules_file(
+        &RULES
+            .replace("by: name}]\n    checksum", "by: \"\"}]\n    checksum")
+            .replace("name: hosts-warn", "name: Hosts"),
+    );
+    let output = cluster.audit(&["--rules", &path]).await;
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert_eq!(stdout(&output), "");
+    // Every problem, with its position, as `rules check` writes them.
+    assert!(err.contains(&format!("{path}:10:")), "{err}");
+    assert!(err.contains("rules[0].sets[0].by: is empty"), "{err}");
+    assert!(err.contains("rules[1].name: must be lower-case"), "{err}");
+    let output = cluster.audit(&["--rules", "/nonexistent/rules.yaml"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("/nonexistent/rules.yaml: cannot read"));
+    assert!(
+        cluster.api.requests().is_empty(),
+        "{:?}",
+        cluster.api.requests()
+    );
+}
+
+// ---- Rollout history ------------------------------------------------------
+
+/// A vMCP Deployment `vmcp` with uid `uid-<vmcp>`, in step with its
+/// canonical ConfigMap (inserted too).
+fn vmcp_pair(api: &ApiServer, vmcp: &str) -> Value {
+    api.insert(configmap("toolhive-system", vmcp, true));
+    let mut deployment = deployment("toolhive-system", vmcp, NEW_CHECKSUM);
+    deployment["metadata"]["uid"] = json!(format!("uid-{vmcp}"));
+    api.insert(deployment.clone());
+    deployment
+}
+
+/// A ReplicaSet of `deployment` (owned by `owner`) at `revision`, its pod
+/// template the Deployment's changed by `edit`, with a pod-template-hash.
+fn replicaset(deployment: &Value, owner: &str, revision: u32, edit: impl Fn(&mut Value)) -> Value {
+    let name = format!(
+        "{}-{revision}-{owner}",
+        deployment["metadata"]["name"].as_str().unwrap()
+    );
+    let mut template = deployment["spec"]["template"].clone();
+    edit(&mut template);
+    template["metadata"]["labels"]["pod-template-hash"] = json!(format!("hash{revision}{owner}"));
+    json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {
+            "namespace": "toolhive-system", "name": name,
+            "labels": template["metadata"]["labels"],
+            "annotations": {"deployment.kubernetes.io/revision": revision.to_string()},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                 "name": deployment["metadata"]["name"], "uid": owner,
+                                 "controller": true}],
+        },
+        "spec": {"selector": deployment["spec"]["selector"], "template": template},
+    })
+}
+
+fn set_checksum(checksum: &'static str) -> impl Fn(&mut Value) {
+    move |template| {
+        template["metadata"]["annotations"]["toolhive.stacklok.dev/runconfig-checksum"] =
+            json!(checksum);
+    }
+}
+
+/// Two vMCP Deployments sharing a selector: `demo-vmcp` rolled out three
+/// times, twice for its checksum alone; `churny` once for its env order
+/// alone. A ReplicaSet another Deployment owns is not theirs.
+fn history_cluster(api: &ApiServer) {
+    let demo = vmcp_pair(api, "demo-vmcp");
+    api.insert(replicaset(
+        &demo,
+        "uid-demo-vmcp",
+        1,
+        set_checksum(OLD_CHECKSUM),
+    ));
+    api.insert(replicaset(&demo, "uid-demo-vmcp", 2, set_checksum("aaaa")));
+    api.insert(replicaset(&demo, "uid-demo-vmcp", 3, |_| {}));
+    api.insert(replicaset(
+        &demo,
+        "uid-someone-else",
+        4,
+        set_checksum("bbbb"),
+    ));
+    let churny = vmcp_pair(api, "churny");
+    api.insert(replicaset(&churny, "uid-churny", 1, |_| {}));
+    api.insert(replicaset(&churny, "uid-churny", 2, |template| {
+        let env = template["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .unwrap();
+        env.reverse();
+    }));
+}
+
+const REPLICASETS: &str = "/apis/apps/v1/namespaces/toolhive-system/replicasets";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_history_reports_checksum_only_rollouts_and_order_churn() {
+    let cluster = cluster().await;
+    history_cluster(&cluster.api);
+    let output = cluster
+        .audit(&[
+            "-n",
+            "toolhive-system",
+            "--rules",
+            "preset",
+            "--chunk-size",
+            "2",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 2, "{report:#}");
+    assert_eq!(
+        findings[0],
+        json!({
+            "namespace": "toolhive-system", "kind": "Deployment", "name": "churny",
+            "finding": "order_churn", "effect": "note", "reason": null,
+            "detail": "1 of 1 rollouts changed only the order of: spec.template.spec.containers[*].env",
+            "paths": ["spec.template.spec.containers[*].env"], "count": 1,
+        })
+    );
+    assert_eq!(
+        findings[1],
+        json!({
+            "namespace": "toolhive-system", "kind": "Deployment", "name": "demo-vmcp",
+            "finding": "checksum_only_rollouts", "effect": "note", "reason": null,
+            "detail": "2 of 2 rollouts changed only toolhive.stacklok.dev/runconfig-checksum (ConfigMap demo-vmcp-vmcp-config)",
+            "count": 2,
+        })
+    );
+    // Each Deployment's ReplicaSets by its own selector, a page at a time.
+    let queries = cluster.api.list_queries(REPLICASETS);
+    assert_eq!(queries.len(), 6, "{queries:?}");
+    for query in &queries {
+        assert_eq!(
+            query["labelSelector"],
+            "app=virtualmcpserver,app.kubernetes.io/instance=demo-vmcp,app.kubernetes.io/name=virtualmcpserver,toolhive=true,toolhive-name=demo-vmcp"
+        );
+        assert_eq!(query["limit"], "2");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_replicasets_leave_the_history_out_with_one_note() {
+    let cluster = cluster().await;
+    history_cluster(&cluster.api);
+    // And something to change, so the exit status says the report stands.
+    cluster
+        .api
+        .insert(configmap("toolhive-system", "buggy", false));
+    let args = ["-n", "toolhive-system", "--rules", "preset", "-o", "json"];
+    let allowed = cluster.audit(&args).await;
+    assert_eq!(allowed.status.code(), Some(1), "{}", stderr(&allowed));
+
+    let forbidden = apiserver::status(
+        403,
+        "Forbidden",
+        &format!(
+            "replicasets.apps is forbidden: User \"{}\" cannot list resource \"replicasets\" in API group \"apps\" in the namespace \"toolhive-system\"",
+            apiserver::USER
+        ),
+        Some(json!({"group": "apps", "kind": "replicasets"})),
+    );
+    cluster
+        .api
+        .fail("GET", REPLICASETS, Fault::Status(forbidden));
+    let before = cluster.api.count("GET", REPLICASETS);
+    let output = cluster.audit(&args).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        "note: rollout history was not read: listing replicasets.apps in namespace toolhive-system (page 1) is forbidden; grant `list` on replicasets.apps (apiGroups: [\"apps\"], resources: [\"replicasets\"]) to report checksum_only_rollouts and order_churn\n"
+    );
+    // Asked once, not once per Deployment.
+    assert_eq!(cluster.api.count("GET", REPLICASETS), before + 1);
+    // The same report but for the history.
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let mut expected: Value = serde_json::from_str(&stdout(&allowed)).unwrap();
+    expected["findings"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["finding"] != "order_churn" && f["finding"] != "checksum_only_rollouts");
+    assert_eq!(report, expected);
+    assert_eq!(report["findings"].as_array().unwrap().len(), 2);
+
+    // Any other failure is still the audit's: no report.
+    cluster.api.fail(
+        "GET",
+        REPLICASETS,
+        Fault::Status(apiserver::internal_error("etcdserver: request timed out")),
+    );
+    let output = cluster.audit(&args).await;
+    assert_failed_without_report(
+        &output,
+        "listing replicasets.apps in namespace toolhive-system (page 1): the API server answered HTTP 500",
+    );
+}
+
+/// `--rules preset` judges the vMCP objects as the plain audit does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preset_as_rules_finds_what_the_plain_audit_finds() {
+    let cluster = cluster().await;
+    let api = &cluster.api;
+    api.insert(configmap("toolhive-system", "demo-vmcp", false));
+    api.insert(deployment("toolhive-system", "demo-vmcp", OLD_CHECKSUM));
+    api.insert(deployment("toolhive-system", "orphan", OLD_CHECKSUM));
+    api.insert(plain_configmap("toolhive-system", "web"));
+    let codes = |output: &Output| -> Vec<(String, String, String, String)> {
+        let report: Value = serde_json::from_str(&stdout(output)).unwrap();
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                ["kind", "name", "finding", "detail"].map(|k| f[k].as_str().unwrap().to_owned())
+            })
+            .map(|[a, b, c, d]| (a, b, c, d))
+            .collect()
+    };
+    let plain = cluster
+        .audit(&["-n", "toolhive-system", "-o", "json"])
+        .await;
+    let preset = cluster
+        .audit(&["-n", "toolhive-system", "--rules", "preset", "-o", "json"])
+        .await;
+    assert_eq!(plain.status.code(), Some(3));
+    assert_eq!(preset.status.code(), Some(3));
+    let mut expected = codes(&plain);
+    // The preset names the reordered list by path too.
+    expected[0]
+        .3
+        .push_str("; only the order of: config.yaml: backends");
+    assert_eq!(codes(&preset), expected);
 }

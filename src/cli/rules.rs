@@ -112,7 +112,9 @@ fn problem_lines(file: &str, error: &RulesError) -> Vec<String> {
         .collect()
 }
 
-fn load(path: &Path) -> Result<RuleSet, String> {
+/// A rules file, or `preset` for the built-in rules; the error is every
+/// problem, one `FILE:LINE:COLUMN: FIELD: MESSAGE` line each.
+pub(super) fn load(path: &Path) -> Result<RuleSet, String> {
     if path.as_os_str() == "preset" {
         return Ok(RuleSet::preset());
     }

@@ -344,14 +344,36 @@ pub fn sync_checksum_of(
     configmap_matches: bool,
 ) -> ChecksumSync {
     sync_to(deployment, follow, || {
-        if !configmap_matches {
-            return Err(Unsynced::new(
-                UnsyncedReason::ConfigMapNotVmcp,
-                follow.not_matching.clone(),
-            ));
-        }
-        canonical_checksum_of(configmap, follow)
+        canonical_checksum_for(configmap, follow, configmap_matches)
     })
+}
+
+/// [`sync_checksum_of`] with the ConfigMap's side already computed:
+/// `canonical` is [`canonical_checksum_for`] of it, called only when the
+/// workload has a checksum to compare (`audit`, as
+/// [`sync_to_canonical_checksum`] for the preset).
+pub fn sync_to_checksum_of(
+    workload: &Value,
+    follow: &Follow,
+    canonical: impl FnOnce() -> Result<String, Unsynced>,
+) -> ChecksumSync {
+    sync_to(workload, follow, canonical)
+}
+
+/// The checksum a workload following `follow` must hold for `configmap` as
+/// stored; `configmap_matches` says whether the rule matches it.
+pub fn canonical_checksum_for(
+    configmap: &Value,
+    follow: &Follow,
+    configmap_matches: bool,
+) -> Result<String, Unsynced> {
+    if !configmap_matches {
+        return Err(Unsynced::new(
+            UnsyncedReason::ConfigMapNotVmcp,
+            follow.not_matching.clone(),
+        ));
+    }
+    canonical_checksum_of(configmap, follow)
 }
 
 /// The workload's annotation against `canonical`, which is asked for only

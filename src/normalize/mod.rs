@@ -27,8 +27,9 @@ pub use data::{
 };
 pub use deployment::{
     ChecksumSource, ChecksumSync, ConfigMapName, Follow, Unsynced, UnsyncedReason,
-    canonical_content_checksum, checksum_source, checksum_source_of, is_dns_subdomain,
-    sync_checksum_of, sync_runconfig_checksum, sync_to_canonical_checksum,
+    canonical_checksum_for, canonical_content_checksum, checksum_source, checksum_source_of,
+    is_dns_subdomain, sync_checksum_of, sync_runconfig_checksum, sync_to_canonical_checksum,
+    sync_to_checksum_of,
 };
 pub use set_path::{PathError, Segment, SetPath, SetSpec, SortKey};
 

@@ -6,6 +6,7 @@
 //! Matching and applying a rule is pure: the normalizers do the work.
 
 mod file;
+mod label_selector;
 mod position;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -13,8 +13,9 @@
 //! that never comes, a delay, or another client's write landing just before
 //! the request; for every request or only the next one.
 //!
-//! Served: GET of an object, POST to a collection (create: 201, or 409
-//! `AlreadyExists`), and PUT of an object (replace: 200; 404 when absent; 409
+//! Served: GET of an object, of a collection (a list, in pages), of a
+//! discovery document (`/api/v1`, `/apis/GROUP/VERSION`), POST to a
+//! collection (create: 201, or 409 `AlreadyExists`), and PUT of an object (replace: 200; 404 when absent; 409
 //! `Conflict` when `metadata.resourceVersion` is not the stored one), for
 //! namespaced and cluster-scoped kinds alike. Other methods get the
 //! apiserver's 405. To add a verb, add an arm to [`State::answer`]: the
@@ -243,17 +244,22 @@ pub fn configmap_path(namespace: &str, name: &str) -> String {
     core_path("configmaps", namespace, name)
 }
 
-/// Kinds the stand-in knows: kind, plural resource, namespaced.
-const KINDS: &[(&str, &str, bool)] = &[
-    ("ConfigMap", "configmaps", true),
-    ("Secret", "secrets", true),
-    ("Deployment", "deployments", true),
+/// Kinds the stand-in knows: kind, plural resource, namespaced, and the
+/// apiVersion its discovery document lists it under.
+const KINDS: &[(&str, &str, bool, &str)] = &[
+    ("ConfigMap", "configmaps", true, "v1"),
+    ("Secret", "secrets", true, "v1"),
+    ("Deployment", "deployments", true, "apps/v1"),
+    ("ReplicaSet", "replicasets", true, "apps/v1"),
     (
         "MutatingWebhookConfiguration",
         "mutatingwebhookconfigurations",
         false,
+        "admissionregistration.k8s.io/v1",
     ),
-    ("Namespace", "namespaces", false),
+    ("Namespace", "namespaces", false, "v1"),
+    // A custom resource, as a CRD would serve it.
+    ("ListenerSet", "listenersets", true, "example.com/v1"),
 ];
 
 /// Where the apiserver serves `object`: `/api/v1/...` for the core group,
@@ -263,7 +269,7 @@ pub fn object_path(object: &Value) -> Option<String> {
     let api_version = field("/apiVersion")?;
     let kind = field("/kind")?;
     let name = field("/metadata/name")?;
-    let (_, resource, namespaced) = KINDS.iter().find(|(k, _, _)| *k == kind)?;
+    let (_, resource, namespaced, _) = KINDS.iter().find(|(k, _, _, _)| *k == kind)?;
     let prefix = if api_version.contains('/') {
         format!("/apis/{api_version}")
     } else {
@@ -531,6 +537,11 @@ impl State {
             None => {}
         }
         if parts.method == Method::GET
+            && let Some(response) = discovery(parts.uri.path())
+        {
+            return response;
+        }
+        if parts.method == Method::GET
             && let Some(response) = self.list(parts.uri.path(), parts.uri.query()).await
         {
             return response;
@@ -676,8 +687,8 @@ impl State {
 // namespace and name, `metadata.continue` (base64 JSON naming the last key,
 // as the apiserver's tokens do) and `remainingItemCount`. Items carry no
 // `apiVersion` or `kind`, as in a real list. `labelSelector` (`k=v`, `k==v`,
-// `k!=v`, `k`, `!k`, comma-separated) and `fieldSelector` (`metadata.name`,
-// `metadata.namespace`) filter. The stand-in's own faults apply to every
+// `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`, comma-separated) and
+// `fieldSelector` (`metadata.name`, `metadata.namespace`) filter. The stand-in's own faults apply to every
 // page; [`ApiServer::fail_continued`] to the pages after the first.
 
 impl ApiServer {
@@ -754,27 +765,91 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Whether `labels` satisfy a label selector.
+/// Whether `labels` satisfy a label selector: equality-based (`k=v`,
+/// `k==v`, `k!=v`) and set-based (`k in (a,b)`, `k notin (a,b)`, `k`, `!k`)
+/// requirements, comma-separated.
 fn labels_match(selector: &str, labels: Option<&Value>) -> bool {
     let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
-    selector
-        .split(',')
-        .map(str::trim)
-        .filter(|requirement| !requirement.is_empty())
-        .all(|requirement| {
-            if let Some((key, value)) = requirement.split_once("!=") {
-                label(key.trim()) != Some(value.trim())
-            } else if let Some((key, value)) = requirement
-                .split_once("==")
-                .or_else(|| requirement.split_once('='))
-            {
-                label(key.trim()) == Some(value.trim())
-            } else if let Some(key) = requirement.strip_prefix('!') {
-                label(key.trim()).is_none()
-            } else {
-                label(requirement).is_some()
+    requirements(selector).iter().all(|requirement| {
+        let set = |operator: &str| {
+            let (key, values) = requirement.split_once(&format!(" {operator} "))?;
+            let values = values.trim().strip_prefix('(')?.strip_suffix(')')?;
+            Some((
+                key.trim(),
+                values.split(',').map(str::trim).collect::<Vec<_>>(),
+            ))
+        };
+        if let Some((key, values)) = set("notin") {
+            !label(key).is_some_and(|value| values.contains(&value))
+        } else if let Some((key, values)) = set("in") {
+            label(key).is_some_and(|value| values.contains(&value))
+        } else if let Some((key, value)) = requirement.split_once("!=") {
+            label(key.trim()) != Some(value.trim())
+        } else if let Some((key, value)) = requirement
+            .split_once("==")
+            .or_else(|| requirement.split_once('='))
+        {
+            label(key.trim()) == Some(value.trim())
+        } else if let Some(key) = requirement.strip_prefix('!') {
+            label(key.trim()).is_none()
+        } else {
+            label(requirement).is_some()
+        }
+    })
+}
+
+/// A selector's requirements: split at the commas outside parentheses.
+fn requirements(selector: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (at, byte) in selector.bytes().enumerate() {
+        match byte {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                out.push(selector[start..at].trim());
+                start = at + 1;
             }
+            _ => {}
+        }
+    }
+    out.push(selector[start..].trim());
+    out.retain(|requirement| !requirement.is_empty());
+    out
+}
+
+/// The discovery document of a group version the stand-in serves (`GET
+/// /api/v1`, `/apis/GROUP/VERSION`), as kube-apiserver writes it (with a
+/// subresource, as real ones have); `None` for any other path (a group
+/// version it does not serve then gets the usual 404).
+fn discovery(path: &str) -> Option<Response> {
+    let group_version = match path.trim_end_matches('/').split('/').collect::<Vec<_>>()[..] {
+        ["", "api", version] => version.to_owned(),
+        ["", "apis", group, version] => format!("{group}/{version}"),
+        _ => return None,
+    };
+    let resources: Vec<Value> = KINDS
+        .iter()
+        .filter(|(_, _, _, served)| *served == group_version)
+        .flat_map(|(kind, plural, namespaced, _)| {
+            [
+                json!({"name": plural, "singularName": kind.to_lowercase(),
+                       "namespaced": namespaced, "kind": kind,
+                       "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}),
+                json!({"name": format!("{plural}/status"), "singularName": "",
+                       "namespaced": namespaced, "kind": kind,
+                       "verbs": ["get", "patch", "update"]}),
+            ]
         })
+        .collect();
+    if resources.is_empty() {
+        return None;
+    }
+    Some(json_response_with(
+        StatusCode::OK,
+        &json!({"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": group_version, "resources": resources}),
+    ))
 }
 
 impl State {
@@ -782,9 +857,9 @@ impl State {
     /// `None` for anything else.
     async fn list(&self, path: &str, query: Option<&str>) -> Option<Response> {
         let collection = ResourceRef::parse(path).filter(|r| r.name.is_none())?;
-        let (kind, _, _) = KINDS
+        let (kind, _, _, _) = KINDS
             .iter()
-            .find(|(_, plural, _)| *plural == collection.resource)?;
+            .find(|(_, plural, _, _)| *plural == collection.resource)?;
         let params = query_pairs(query);
         let token = params.get("continue").filter(|token| !token.is_empty());
         if token.is_some() {

@@ -1,13 +1,18 @@
 //! `vmcp-normalizer audit`: which vMCP objects of a live cluster are out of
 //! canonical form, and why. It only reads (RBAC: `list` on configmaps and
-//! deployments.apps).
+//! deployments.apps; with `--rules`, on each rule's kind and on
+//! replicasets.apps too).
 //!
 //! ConfigMaps are listed first, a page at a time, each judged by the core as
 //! it arrives; only each vMCP ConfigMap's canonical checksum is kept, for
 //! the Deployments listed next. Memory is one page plus those checksums and
 //! the findings. The report is written only when every page was read.
+//! `--rules` does the same for every rule (see [`declared`]).
 
+mod declared;
 mod findings;
+mod history;
+mod kinds;
 mod report;
 
 use std::collections::HashMap;
@@ -23,6 +28,7 @@ use report::Report;
 use crate::cluster::{ClusterError, ListQuery, Lister, Resource, Scope, load_config};
 use crate::normalize::{ChecksumSource, Unsynced, canonical_content_checksum, checksum_source};
 use crate::recognize::{is_vmcp_configmap, vmcp_configmap_selector, vmcp_deployment_selector};
+use crate::rules::RuleSet;
 
 use super::normalize::{EXIT_BAD_INPUT, EXIT_NOT_NORMALIZED, EXIT_OK, EXIT_WOULD_CHANGE};
 
@@ -31,7 +37,8 @@ Exit status:
   0  every vMCP object is canonical (notes may be listed)
   1  some vMCP object would change on its next write through the webhook
   2  the cluster could not be read (no kubeconfig, forbidden, timeout, a
-     failed page, ...): the error is on stderr and no report is written
+     failed page, a rule's kind unknown to it, ...), or the rules file
+     cannot be used: the error is on stderr and no report is written
   3  some vMCP object cannot be normalized (the reason is listed); takes
      precedence over 1";
 
@@ -68,11 +75,45 @@ pub struct AuditArgs {
     /// The most one request to the API server may take (e.g. 30s, 1m).
     #[arg(long, default_value = "30s", value_parser = crate::server::duration::parse_go_duration)]
     pub request_timeout: Duration,
+    /// Rules file of declared sets (see `rules check`), or `preset` for the
+    /// built-in toolhive-vmcp: each rule's objects are listed and judged,
+    /// with the lists that differ only in order and each Deployment's
+    /// rollout history. A file that fails its checks exits 2.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+}
+
+/// Why the audit wrote no report.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(
+        "rule {rule}: kind {kind} needs match.apiVersion (or workload.apiVersion), for audit to find its resource"
+    )]
+    NoApiVersion { rule: String, kind: String },
+    #[error("rule {rule}: the API server serves no kind {kind} in {api_version}")]
+    UnknownKind {
+        rule: String,
+        api_version: String,
+        kind: String,
+    },
 }
 
 /// Run the command; `progress` when stderr is a terminal (a line redrawn
 /// in place while the scan runs).
 pub fn run(args: &AuditArgs, stdout: &mut dyn Write, stderr: &mut dyn Write, progress: bool) -> u8 {
+    // A bad rules file stops the audit before any request.
+    let rules = match &args.rules {
+        None => None,
+        Some(path) => match super::rules::load(path) {
+            Ok(rules) => Some(rules),
+            Err(message) => {
+                let _ = writeln!(stderr, "error: {message}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -84,7 +125,7 @@ pub fn run(args: &AuditArgs, stdout: &mut dyn Write, stderr: &mut dyn Write, pro
         }
     };
     let mut progress = Progress::new(progress.then_some(&mut *stderr));
-    let scanned = runtime.block_on(scan(args, &mut progress));
+    let scanned = runtime.block_on(scan(args, rules.as_ref(), &mut progress));
     progress.clear();
     let report = match scanned {
         Ok(report) => report,
@@ -96,6 +137,9 @@ pub fn run(args: &AuditArgs, stdout: &mut dyn Write, stderr: &mut dyn Write, pro
             return EXIT_BAD_INPUT;
         }
     };
+    for note in &report.notes {
+        let _ = writeln!(stderr, "note: {note}");
+    }
     let written = match args.output {
         OutputFormat::Table => report::write_table(&report, stdout),
         OutputFormat::Json => report::write_json(&report, stdout),
@@ -115,8 +159,13 @@ pub fn run(args: &AuditArgs, stdout: &mut dyn Write, stderr: &mut dyn Write, pro
 /// namespace and name; `None` for one looked up and found absent.
 type Checksums = HashMap<(String, String), Option<Result<String, Unsynced>>>;
 
-/// Read the cluster and judge every vMCP object in scope.
-async fn scan(args: &AuditArgs, progress: &mut Progress<'_>) -> Result<Report, ClusterError> {
+/// Read the cluster and judge every vMCP object in scope, or with `rules`
+/// every object they match.
+async fn scan(
+    args: &AuditArgs,
+    rules: Option<&RuleSet>,
+    progress: &mut Progress<'_>,
+) -> Result<Report, AuditError> {
     let config = load_config(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let scope = match (&args.namespace, args.all_namespaces) {
         (_, true) => Scope::AllNamespaces,
@@ -124,16 +173,21 @@ async fn scan(args: &AuditArgs, progress: &mut Progress<'_>) -> Result<Report, C
         (None, false) => Scope::Namespace(config.default_namespace.clone()),
     };
     let lister = Lister::new(config, args.request_timeout, args.chunk_size)?;
+    if let Some(rules) = rules {
+        return declared::scan(rules, &lister, scope, progress).await;
+    }
     let mut report = Report {
         scope: scope.clone(),
         configmaps: 0,
         deployments: 0,
+        others: None,
         findings: Vec::new(),
+        notes: Vec::new(),
     };
     let mut checksums = Checksums::new();
 
     let mut pages = lister.pages(ListQuery {
-        resource: Resource::ConfigMaps,
+        resource: Resource::configmaps(),
         scope: scope.clone(),
         label_selector: Some(vmcp_configmap_selector()),
         field_selector: None,
@@ -153,7 +207,7 @@ async fn scan(args: &AuditArgs, progress: &mut Progress<'_>) -> Result<Report, C
     }
 
     let mut pages = lister.pages(ListQuery {
-        resource: Resource::Deployments,
+        resource: Resource::deployments(),
         scope,
         label_selector: Some(vmcp_deployment_selector()),
         field_selector: None,
@@ -164,7 +218,7 @@ async fn scan(args: &AuditArgs, progress: &mut Progress<'_>) -> Result<Report, C
                 ChecksumSource::NotVmcp => continue,
                 ChecksumSource::NoRunconfigChecksum => Vec::new(),
                 ChecksumSource::Unusable(unsynced) => {
-                    findings::unsynced_finding(deployment, &unsynced)
+                    findings::unsynced_finding(deployment, "Deployment", &unsynced)
                 }
                 ChecksumSource::ConfigMap { name, .. } => {
                     let canonical =
@@ -194,7 +248,7 @@ async fn configmap_checksum<'c>(
     let key = (namespace.clone(), name.to_owned());
     if !checksums.contains_key(&key) {
         let mut pages = lister.pages(ListQuery {
-            resource: Resource::ConfigMaps,
+            resource: Resource::configmaps(),
             scope: Scope::Namespace(namespace),
             label_selector: None,
             field_selector: Some(format!("metadata.name={name}")),
@@ -253,7 +307,9 @@ mod tests {
             scope: Scope::AllNamespaces,
             configmaps: 3,
             deployments: 0,
+            others: None,
             findings: Vec::new(),
+            notes: Vec::new(),
         };
         let mut terminal = Vec::new();
         let mut progress = Progress::new(Some(&mut terminal));

@@ -15,7 +15,11 @@ pub struct Report {
     /// vMCP ConfigMaps and Deployments examined.
     pub configmaps: usize,
     pub deployments: usize,
+    /// Objects of other kinds the rules judged; `None` without `--rules`.
+    pub others: Option<usize>,
     pub findings: Vec<Finding>,
+    /// Said on stderr, not in the report (rollout history not read).
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -30,7 +34,7 @@ impl Report {
             .findings
             .iter()
             .filter(|f| f.effect == effect)
-            .map(|f| (f.namespace.as_str(), f.kind, f.name.as_str()))
+            .map(|f| (f.namespace.as_str(), f.kind.as_str(), f.name.as_str()))
             .collect();
         objects.dedup();
         objects.len()
@@ -48,7 +52,7 @@ pub fn write_table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> 
             let reason = f.reason.map(|r| format!(" ({r})")).unwrap_or_default();
             [
                 f.namespace.clone(),
-                f.kind.to_owned(),
+                f.kind.clone(),
                 f.name.clone(),
                 format!("{}{reason}: {}", f.finding.as_str(), f.detail),
             ]
@@ -78,10 +82,16 @@ pub fn write_table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> 
             writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3]]))?;
         }
     }
-    let scanned = format!(
-        "{} vMCP ConfigMaps and {} vMCP Deployments {}",
-        report.configmaps, report.deployments, report.scope
-    );
+    let scanned = match report.others {
+        None => format!(
+            "{} vMCP ConfigMaps and {} vMCP Deployments {}",
+            report.configmaps, report.deployments, report.scope
+        ),
+        Some(others) => format!(
+            "{} ConfigMaps, {} Deployments and {others} other objects the rules match {}",
+            report.configmaps, report.deployments, report.scope
+        ),
+    };
     let would_change = report.objects_with(Effect::WouldChange);
     let cannot = report.objects_with(Effect::CannotNormalize);
     if would_change == 0 && cannot == 0 {
@@ -124,6 +134,8 @@ pub fn write_json(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     struct Scanned {
         config_maps: usize,
         deployments: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        other_objects: Option<usize>,
     }
     let scope = match &report.scope {
         Scope::Namespace(namespace) => JsonScope {
@@ -140,6 +152,7 @@ pub fn write_json(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         scanned: Scanned {
             config_maps: report.configmaps,
             deployments: report.deployments,
+            other_objects: report.others,
         },
         findings: &report.findings,
     };
@@ -154,15 +167,8 @@ mod tests {
     use super::*;
 
     fn finding(name: &str, finding: Code, effect: Effect) -> Finding {
-        Finding {
-            namespace: "ns".to_owned(),
-            kind: "ConfigMap",
-            name: name.to_owned(),
-            finding,
-            effect,
-            reason: None,
-            detail: "d".to_owned(),
-        }
+        let object = serde_json::json!({"metadata": {"namespace": "ns", "name": name}});
+        Finding::about(&object, "ConfigMap", finding, effect, None, "d".to_owned())
     }
 
     #[test]
@@ -171,6 +177,8 @@ mod tests {
             scope: Scope::AllNamespaces,
             configmaps: 3,
             deployments: 0,
+            others: None,
+            notes: Vec::new(),
             findings: vec![
                 finding("a", Code::BackendsOrder, Effect::WouldChange),
                 finding("a", Code::ContentChecksumWrong, Effect::WouldChange),
