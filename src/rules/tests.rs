@@ -156,7 +156,7 @@ rules:
             "line 9 column 5: rules[0].format: a data key is read from a ConfigMap, not a Secret",
             "line 17 column 5: rules[1].key: is for formats yaml and json; format object reorders the object's own fields",
             "line 20 column 5: rules[1].checksum: needs a data key (formats yaml and json)",
-            "line 27 column 7: rules[2].workload.kind: is \"Job\"; a workload is one of Deployment",
+            "line 27 column 7: rules[2].workload.kind: is \"Job\"; a workload is one of Deployment, StatefulSet, DaemonSet (a Job's pod template cannot change; a CronJob's is not at spec.template)",
             "line 26 column 5: rules[2].workload: follows a checksum, and the rule declares none",
             "line 29 column 7: rules[2].workload.configMap: needs exactly one of volume and nameTemplate",
         ]
