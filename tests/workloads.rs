@@ -207,11 +207,19 @@ async fn an_unlinked_statefulset_or_daemonset_passes_through() {
         assert_eq!(answer["response"]["allowed"], true);
         assert!(answer["response"].get("patch").is_none(), "{answer}");
     }
+    // A link names its kind: a DaemonSet with the StatefulSet's labels and
+    // volume is not linked.
+    let mut daemonset = object("StatefulSet", "cache");
+    daemonset["kind"] = json!("DaemonSet");
+    let answer = cluster
+        .answer(&review("uid-kind", &daemonset, None, "daemonsets"))
+        .await;
+    assert!(answer["response"].get("patch").is_none(), "{answer}");
     assert!(cluster.api.requests().is_empty(), "no lookup");
     let text = cluster.server.metrics_text().await;
-    for kind in ["StatefulSet", "DaemonSet"] {
+    for (kind, count) in [("StatefulSet", 1), ("DaemonSet", 2)] {
         let series = format!(
-            r#"vmcp_normalizer_admission_requests_total{{kind="{kind}",operation="CREATE",outcome="skipped"}} 1"#
+            r#"vmcp_normalizer_admission_requests_total{{kind="{kind}",operation="CREATE",outcome="skipped"}} {count}"#
         );
         assert!(
             text.lines().any(|line| line == series),

@@ -788,3 +788,21 @@ fn many_lists_are_summed_up_and_the_audit_value_is_bounded() {
     assert_eq!(summary.len(), MAX_AUDIT_VALUE_BYTES);
     assert!(summary.ends_with('…'));
 }
+
+/// Workloads are told apart by group and resource: `apps` statefulsets and
+/// daemonsets go to the workload path as deployments do; the same
+/// resource in another group does not.
+#[test]
+fn workload_resources_are_routed_by_group_and_resource() {
+    let target = |group: &str, resource: &str| {
+        let body = review("CREATE", group, resource, json!({}));
+        Target::of(&parse_review(&body).expect("a review"))
+    };
+    assert_eq!(target("", "configmaps"), Target::ConfigMap);
+    for kind in WorkloadKind::ALL {
+        assert_eq!(target("apps", kind.resource()), Target::Workload(kind));
+        assert_eq!(target("example.com", kind.resource()), Target::Other);
+    }
+    assert_eq!(target("batch", "jobs"), Target::Other);
+    assert_eq!(target("batch", "cronjobs"), Target::Other);
+}
