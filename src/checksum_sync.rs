@@ -1,11 +1,15 @@
-//! The Deployment side of the webhook: keep a vMCP Deployment's pod-template
-//! `runconfig-checksum` equal to the checksum of its canonical ConfigMap, so a
-//! rollout happens only when the configuration really changed.
+//! The workload side of the webhook: keep a vMCP Deployment's pod-template
+//! `runconfig-checksum` (and the annotation of every workload a rule links:
+//! a Deployment, StatefulSet or DaemonSet) equal to the checksum of its
+//! canonical ConfigMap, so a rollout happens only when the configuration
+//! really changed.
 //!
 //! Reads the ConfigMap live ([`ConfigMapLookup`]) and decides with the pure
-//! [`crate::normalize::sync_runconfig_checksum`]. Nothing here can fail or
-//! hang a write: a lookup that fails or runs out of time leaves the Deployment
-//! as received, with a warning, a log line and a metric saying why.
+//! [`crate::normalize::sync_runconfig_checksum`] (or
+//! [`crate::normalize::sync_checksum_of`] for a rule's link). Nothing here
+//! can fail or hang a write: a lookup that fails or runs out of time leaves
+//! the workload as received, with a warning, a log line and a metric saying
+//! why.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -16,7 +20,7 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::admission::{BoxFuture, Decision, DeploymentMutator, DeploymentReview, Verdict};
+use crate::admission::{BoxFuture, Decision, Verdict, WorkloadMutator, WorkloadReview};
 use crate::log_field::capped;
 use crate::lookup::{ApiAccessError, ClientConfig, ConfigMapLookup, MAX_LOOKUP_TIME};
 use crate::metrics::Metrics;
@@ -25,6 +29,7 @@ use crate::normalize::{
     is_dns_subdomain, sync_checksum_of, sync_runconfig_checksum,
 };
 use crate::rules::{ObjectKind, Rule, RuleSet};
+use crate::workload::WorkloadKind;
 
 /// Time kept back from the admission deadline for normalizing the ConfigMap
 /// and encoding the answer once the lookup returns.
@@ -37,16 +42,16 @@ const INLINE_CONFIGMAP_BYTES: usize = 64 * 1024;
 /// The refusal reason when the server has no Kubernetes API access.
 pub const NOT_CONFIGURED: &str = "lookup_not_configured";
 
-/// The [`DeploymentMutator`] of the server.
-pub struct RunconfigChecksumSync {
-    /// `None` when no API access is configured: Deployments pass through.
+/// The [`WorkloadMutator`] of the server.
+pub struct WorkloadChecksumSync {
+    /// `None` when no API access is configured: workloads pass through.
     lookup: Option<ConfigMapLookup>,
     metrics: Arc<Metrics>,
     /// The rules in force (`serve --rules`); `None`: the preset's link only.
     rules: Option<Arc<ArcSwap<RuleSet>>>,
 }
 
-/// Which checksum link a Deployment follows.
+/// Which checksum link a workload follows.
 #[derive(Clone)]
 enum Link {
     /// The preset's: the vMCP Deployment's `runconfig-checksum`.
@@ -58,20 +63,25 @@ enum Link {
     },
 }
 
-const DEPLOYMENT: ObjectKind<'static> = ObjectKind {
-    api_version: Some("apps/v1"),
-    kind: "Deployment",
-};
+impl Link {
+    /// The pod-template annotation, as warnings name it.
+    fn annotation(&self) -> &str {
+        match self {
+            Link::Preset => "runconfig-checksum",
+            Link::Rule { follow, .. } => &follow.annotation,
+        }
+    }
+}
 
-impl std::fmt::Debug for RunconfigChecksumSync {
+impl std::fmt::Debug for WorkloadChecksumSync {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunconfigChecksumSync")
+        f.debug_struct("WorkloadChecksumSync")
             .field("lookups", &self.lookup.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl RunconfigChecksumSync {
+impl WorkloadChecksumSync {
     pub fn new(lookup: ConfigMapLookup, metrics: Arc<Metrics>) -> Self {
         Self {
             lookup: Some(lookup),
@@ -87,24 +97,26 @@ impl RunconfigChecksumSync {
         self
     }
 
-    /// The link `deployment` follows, if any.
-    fn link(&self, deployment: &Value) -> Option<Link> {
+    /// The link a workload of `kind` follows, if any. The preset links
+    /// Deployments only.
+    fn link(&self, kind: WorkloadKind, workload: &Value) -> Option<Link> {
+        let preset = (kind == WorkloadKind::Deployment).then_some(Link::Preset);
         let Some(cell) = &self.rules else {
-            return Some(Link::Preset);
+            return preset;
         };
         let rules = cell.load();
-        match rules.workload_rule_for(DEPLOYMENT, deployment) {
+        match rules.workload_rule_for(kind.object_kind(), workload) {
             Some(rule) if !rule.builtin => Some(Link::Rule {
                 follow: Arc::new(rule.follow()?),
                 rule: Box::new(rule.clone()),
             }),
             // The preset's own checks say whether it is a vMCP Deployment.
-            _ if rules.includes_preset() => Some(Link::Preset),
+            _ if rules.includes_preset() => preset,
             _ => None,
         }
     }
 
-    /// Without API access: every vMCP Deployment that would need a lookup is
+    /// Without API access: every workload that would need a lookup is
     /// allowed unchanged, with a warning saying lookups are not configured.
     pub fn without_lookups(metrics: Arc<Metrics>) -> Self {
         Self {
@@ -137,9 +149,13 @@ impl RunconfigChecksumSync {
         }
     }
 
-    async fn decide(&self, review: DeploymentReview<'_>) -> Verdict {
-        let Some(link) = self.link(review.object) else {
+    async fn decide(&self, review: WorkloadReview<'_>) -> Verdict {
+        let Some(link) = self.link(review.kind, review.object) else {
             return Verdict::allow(Decision::NotVmcp);
+        };
+        let subject = Subject {
+            review: &review,
+            annotation: link.annotation(),
         };
         let source = match &link {
             Link::Preset => match crate::normalize::checksum_source(review.object) {
@@ -156,23 +172,31 @@ impl RunconfigChecksumSync {
         let configmap = match source {
             ChecksumSource::NotVmcp => return Verdict::allow(Decision::NotVmcp),
             ChecksumSource::NoRunconfigChecksum => return Verdict::allow(Decision::Unchanged),
-            ChecksumSource::Unusable(unsynced) => return unsynced_verdict(&review, &unsynced),
+            ChecksumSource::Unusable(unsynced) => {
+                let configmap = match &link {
+                    Link::Preset => {
+                        crate::recognize::vmcp_deployment_configmap(review.object).unwrap_or("")
+                    }
+                    Link::Rule { .. } => "",
+                };
+                return unsynced_verdict(&subject, configmap, &unsynced);
+            }
             ChecksumSource::ConfigMap { name, .. } => name,
         };
         let configmap = configmap.as_ref();
         let Some(lookup) = &self.lookup else {
             return not_synced(
-                &review,
+                &subject,
                 configmap,
                 NOT_CONFIGURED,
                 "no Kubernetes API access",
                 "no Kubernetes API access is configured",
             );
         };
-        let namespace = deployment_namespace(&review);
+        let namespace = workload_namespace(&review);
         if !is_dns_subdomain(namespace) {
             return not_synced(
-                &review,
+                &subject,
                 configmap,
                 UnsyncedReason::MalformedObject.as_str(),
                 "no namespace",
@@ -189,7 +213,7 @@ impl RunconfigChecksumSync {
             Ok(stored) => stored,
             Err(error) => {
                 return not_synced(
-                    &review,
+                    &subject,
                     configmap,
                     error.refusal_reason(),
                     error.describe(),
@@ -198,41 +222,43 @@ impl RunconfigChecksumSync {
             }
         };
 
-        sync_verdict(
-            &review,
-            configmap,
-            run_sync(review.object, stored, link).await,
-        )
+        let sync = run_sync(review.object, stored, link.clone()).await;
+        sync_verdict(&subject, configmap, sync)
     }
+}
+
+/// The workload a verdict is about, and its annotation as warnings name it.
+struct Subject<'a> {
+    review: &'a WorkloadReview<'a>,
+    annotation: &'a str,
 }
 
 /// The answer for what the pure core decided once the ConfigMap was read;
 /// `None` when it panicked.
-fn sync_verdict(
-    review: &DeploymentReview<'_>,
-    configmap: &str,
-    sync: Option<ChecksumSync>,
-) -> Verdict {
+fn sync_verdict(subject: &Subject<'_>, configmap: &str, sync: Option<ChecksumSync>) -> Verdict {
+    let annotation = subject.annotation;
     match sync {
-        None => Verdict::allow(Decision::Error)
-            .with_warning("vmcp-normalizer: internal error; Deployment left unchanged"),
+        None => Verdict::allow(Decision::Error).with_warning(format!(
+            "vmcp-normalizer: internal error; {} left unchanged",
+            subject.review.kind.name()
+        )),
         Some(ChecksumSync::NotVmcp) => Verdict::allow(Decision::NotVmcp),
         Some(ChecksumSync::NoRunconfigChecksum | ChecksumSync::InStep) => {
             Verdict::allow(Decision::Unchanged)
         }
         Some(ChecksumSync::Replace { from, to, patch }) => Verdict::patched(patch)
             .with_warning(format!(
-                "vmcp-normalizer: runconfig-checksum {} -> {} (canonical ConfigMap {configmap})",
+                "vmcp-normalizer: {annotation} {} -> {} (canonical ConfigMap {configmap})",
                 short(&from),
                 short(&to)
             ))
-            .with_audit_annotation("normalized", "runconfig-checksum"),
-        Some(ChecksumSync::Unsynced(unsynced)) => unsynced_verdict(review, &unsynced),
+            .with_audit_annotation("normalized", annotation),
+        Some(ChecksumSync::Unsynced(unsynced)) => unsynced_verdict(subject, configmap, &unsynced),
     }
 }
 
-impl DeploymentMutator for RunconfigChecksumSync {
-    fn mutate<'a>(&'a self, review: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+impl WorkloadMutator for WorkloadChecksumSync {
+    fn mutate<'a>(&'a self, review: WorkloadReview<'a>) -> BoxFuture<'a, Verdict> {
         Box::pin(self.decide(review))
     }
 }
@@ -249,7 +275,7 @@ fn lookup_deadline(admission_deadline: Instant, now: Instant) -> Instant {
 
 /// The review's namespace; the object's own when the review has none (the
 /// apiserver always sends it for namespaced objects).
-fn deployment_namespace<'a>(review: &DeploymentReview<'a>) -> &'a str {
+fn workload_namespace<'a>(review: &WorkloadReview<'a>) -> &'a str {
     if review.namespace.is_empty() {
         review
             .object
@@ -262,8 +288,8 @@ fn deployment_namespace<'a>(review: &DeploymentReview<'a>) -> &'a str {
 }
 
 /// Decide with the pure core; `None` if it panicked (a bug), so that costs
-/// one Deployment left unchanged rather than the connection.
-async fn run_sync(deployment: &Value, stored: Value, link: Link) -> Option<ChecksumSync> {
+/// one workload left unchanged rather than the connection.
+async fn run_sync(workload: &Value, stored: Value, link: Link) -> Option<ChecksumSync> {
     let large = stored
         .pointer("/data")
         .and_then(Value::as_object)
@@ -271,8 +297,8 @@ async fn run_sync(deployment: &Value, stored: Value, link: Link) -> Option<Check
             let bytes: usize = data.values().filter_map(Value::as_str).map(str::len).sum();
             bytes > INLINE_CONFIGMAP_BYTES
         });
-    let sync = move |deployment: &Value, stored: &Value| match &link {
-        Link::Preset => sync_runconfig_checksum(deployment, stored),
+    let sync = move |workload: &Value, stored: &Value| match &link {
+        Link::Preset => sync_runconfig_checksum(workload, stored),
         Link::Rule { rule, follow } => {
             let matches = rule.matches(
                 ObjectKind {
@@ -281,23 +307,22 @@ async fn run_sync(deployment: &Value, stored: Value, link: Link) -> Option<Check
                 },
                 stored,
             );
-            sync_checksum_of(deployment, stored, follow, matches)
+            sync_checksum_of(workload, stored, follow, matches)
         }
     };
     if large {
-        let deployment = deployment.clone();
-        tokio::task::spawn_blocking(move || sync(&deployment, &stored))
+        let workload = workload.clone();
+        tokio::task::spawn_blocking(move || sync(&workload, &stored))
             .await
             .ok()
     } else {
-        catch_unwind(AssertUnwindSafe(|| sync(deployment, &stored))).ok()
+        catch_unwind(AssertUnwindSafe(|| sync(workload, &stored))).ok()
     }
 }
 
-fn unsynced_verdict(review: &DeploymentReview<'_>, unsynced: &Unsynced) -> Verdict {
-    let configmap = crate::recognize::vmcp_deployment_configmap(review.object).unwrap_or("");
+fn unsynced_verdict(subject: &Subject<'_>, configmap: &str, unsynced: &Unsynced) -> Verdict {
     not_synced(
-        review,
+        subject,
         configmap,
         unsynced.reason.as_str(),
         unsynced.reason.describe(),
@@ -308,23 +333,26 @@ fn unsynced_verdict(review: &DeploymentReview<'_>, unsynced: &Unsynced) -> Verdi
 /// Allowed unchanged: a warning (`why`, then the ConfigMap name, which is the
 /// part cut if the line is too long), an audit annotation and a log line.
 fn not_synced(
-    review: &DeploymentReview<'_>,
+    subject: &Subject<'_>,
     configmap: &str,
     reason: &'static str,
     why: &str,
     detail: &str,
 ) -> Verdict {
+    let (review, annotation) = (subject.review, subject.annotation);
     tracing::warn!(
+        kind = review.kind.name(),
         namespace = %capped(review.namespace),
-        deployment = %capped(review.name),
+        name = %capped(review.name),
         configmap = %capped(configmap),
         reason,
         detail = %capped(detail),
-        "runconfig-checksum left as received"
+        "{} left as received",
+        capped(annotation)
     );
     Verdict::allow(Decision::Refused { reason })
         .with_warning(format!(
-            "vmcp-normalizer: runconfig-checksum not synced, {why}: {configmap}"
+            "vmcp-normalizer: {annotation} not synced, {why}: {configmap}"
         ))
         .with_audit_annotation("refused-reason", reason)
 }
@@ -359,20 +387,17 @@ mod tests {
     /// and a mutator that reads the fixture ConfigMap `after` the request.
     fn sync_answering(
         answer: Answer,
-    ) -> (RunconfigChecksumSync, Arc<std::sync::Mutex<Vec<String>>>) {
+    ) -> (WorkloadChecksumSync, Arc<std::sync::Mutex<Vec<String>>>) {
         let (lookup, paths) = fake::lookup(answer);
         (
-            RunconfigChecksumSync::new(lookup, Arc::new(Metrics::new())),
+            WorkloadChecksumSync::new(lookup, Arc::new(Metrics::new())),
             paths,
         )
     }
 
-    fn review<'a>(
-        object: &'a Value,
-        namespace: &'a str,
-        deadline: Instant,
-    ) -> DeploymentReview<'a> {
-        DeploymentReview {
+    fn review<'a>(object: &'a Value, namespace: &'a str, deadline: Instant) -> WorkloadReview<'a> {
+        WorkloadReview {
+            kind: WorkloadKind::Deployment,
             namespace,
             name: "demo-vmcp",
             object,
@@ -395,7 +420,7 @@ mod tests {
     async fn a_hanging_lookup_is_abandoned_50_ms_before_the_admission_deadline() {
         let (sync, paths) = sync_answering(Answer::Never);
         let admission =
-            Admission::new(Arc::new(Metrics::new())).with_deployment_mutator(Arc::new(sync));
+            Admission::new(Arc::new(Metrics::new())).with_workload_mutator(Arc::new(sync));
         let body = serde_json::to_vec(&json!({
             "apiVersion": "admission.k8s.io/v1",
             "kind": "AdmissionReview",
@@ -533,7 +558,11 @@ mod tests {
     fn every_decision_of_the_core_has_its_answer() {
         let deployment = fixture("vmcp-deployment.yaml");
         let review = review(&deployment, NAMESPACE, Instant::now());
-        let verdict = |sync| sync_verdict(&review, "cm", sync);
+        let subject = Subject {
+            review: &review,
+            annotation: "runconfig-checksum",
+        };
+        let verdict = |sync| sync_verdict(&subject, "cm", sync);
 
         let panicked = verdict(None);
         assert_eq!(panicked.decision, Decision::Error);
@@ -590,15 +619,20 @@ mod tests {
     #[test]
     fn warnings_fit_even_for_long_names() {
         let object = serde_json::json!({});
-        let review = DeploymentReview {
+        let review = WorkloadReview {
+            kind: WorkloadKind::Deployment,
             namespace: "ns",
             name: "d",
             object: &object,
             dry_run: false,
             deadline: Instant::now(),
         };
+        let subject = Subject {
+            review: &review,
+            annotation: "runconfig-checksum",
+        };
         let verdict = not_synced(
-            &review,
+            &subject,
             &"c".repeat(253),
             "lookup_timeout",
             "ConfigMap lookup timed out",
@@ -656,7 +690,7 @@ rules:
             "spec": {"template": {"metadata": {"annotations": {"example.com/hosts-sha256": "stale"}}}},
         });
         let (lookup, paths) = fake::lookup(Answer::object(&stored, Duration::ZERO));
-        let sync = RunconfigChecksumSync::new(lookup, Arc::new(Metrics::new()))
+        let sync = WorkloadChecksumSync::new(lookup, Arc::new(Metrics::new()))
             .with_rules(Arc::new(ArcSwap::from_pointee(rules)));
         let deadline = Instant::now() + Duration::from_secs(5);
         let verdict = sync.decide(review(&deployment, "edge", deadline)).await;
@@ -677,7 +711,7 @@ rules:
         other["metadata"]["labels"] = json!({});
         let (lookup, _) = fake::lookup(Answer::object(&other, Duration::ZERO));
         let sync =
-            RunconfigChecksumSync::new(lookup, Arc::new(Metrics::new())).with_rules(Arc::new(
+            WorkloadChecksumSync::new(lookup, Arc::new(Metrics::new())).with_rules(Arc::new(
                 ArcSwap::from_pointee(sync.rules.as_ref().unwrap().load_full().as_ref().clone()),
             ));
         let verdict = sync.decide(review(&deployment, "edge", deadline)).await;

@@ -19,3 +19,4 @@ pub mod selftest;
 pub mod server;
 pub mod splice;
 pub mod version;
+pub mod workload;

@@ -57,9 +57,10 @@ pub struct ChurnLabels {
 
 /// The `{kind, rule}` pairs the order-churn detector can count: only
 /// ConfigMaps have a built-in rule; a rules file declares sets in
-/// ConfigMaps' data (and in other kinds' fields, which the detector does
-/// not see). Exported at zero from the start.
-pub const ORDER_CHURN_LABELS: [ChurnLabels; 4] = [
+/// ConfigMaps' data, and in the fields of a StatefulSet or DaemonSet no
+/// link takes (the webhook sees no other kind's fields). Exported at zero
+/// from the start.
+pub const ORDER_CHURN_LABELS: [ChurnLabels; 8] = [
     ChurnLabels {
         kind: "ConfigMap",
         rule: "toolhive-vmcp",
@@ -76,7 +77,27 @@ pub const ORDER_CHURN_LABELS: [ChurnLabels; 4] = [
         kind: "Deployment",
         rule: "none",
     },
+    ChurnLabels {
+        kind: "StatefulSet",
+        rule: "declared",
+    },
+    ChurnLabels {
+        kind: "StatefulSet",
+        rule: "none",
+    },
+    ChurnLabels {
+        kind: "DaemonSet",
+        rule: "declared",
+    },
+    ChurnLabels {
+        kind: "DaemonSet",
+        rule: "none",
+    },
 ];
+
+/// The `kind` labels of the workloads: patched by the checksum sync, and
+/// counted in checksum-only rollouts.
+pub const WORKLOAD_KIND_LABELS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -136,7 +157,7 @@ fn latency_histogram() -> Histogram {
 }
 
 /// Every reason a vMCP object can be left unchanged: the normalizer's, the
-/// Deployment checksum sync's, the lookup's, and the admission path's own.
+/// workload checksum sync's, the lookup's, and the admission path's own.
 pub fn refusal_reasons() -> Vec<&'static str> {
     let mut reasons: Vec<&'static str> = RefusalReason::ALL.iter().map(|r| r.as_str()).collect();
     reasons.extend(UnsyncedReason::ALL.iter().map(|r| r.as_str()));
@@ -175,7 +196,7 @@ pub struct Metrics {
     pub rules_reloads: Family<OutcomeLabels, Counter>,
     /// Not-after time of the certificate being served, as a Unix timestamp.
     pub certificate_not_after: Gauge,
-    /// Live ConfigMap reads for Deployment reviews, by outcome (`ok` or a
+    /// Live ConfigMap reads for workload reviews, by outcome (`ok` or a
     /// `LookupError::metric_label`).
     pub configmap_lookups: Family<OutcomeLabels, Counter>,
     /// Time of each live ConfigMap read, whatever its outcome.
@@ -189,8 +210,8 @@ pub struct Metrics {
     /// and rule (`toolhive-vmcp` when the built-in normalizer reorders the
     /// list, `none` when the detector only warns); once per rule per UPDATE.
     pub order_churn: Family<ChurnLabels, Counter>,
-    /// Deployment UPDATEs whose pod template changed only in its
-    /// `runconfig-checksum` annotation, by kind.
+    /// Workload UPDATEs whose pod template changed only in its checksum
+    /// annotation (`runconfig-checksum`, or a workload link's), by kind.
     pub checksum_only_rollouts: Family<KindLabels, Counter>,
 }
 
@@ -241,7 +262,9 @@ impl Metrics {
         let patches = Family::<KindLabels, Counter>::default();
         start_at_zero(
             &patches,
-            ["ConfigMap", "Deployment"].map(|kind| KindLabels { kind }),
+            std::iter::once("ConfigMap")
+                .chain(WORKLOAD_KIND_LABELS)
+                .map(|kind| KindLabels { kind }),
         );
         registry.register(
             "patches",
@@ -327,7 +350,7 @@ impl Metrics {
         );
         registry.register(
             "configmap_lookups",
-            "Live ConfigMap reads for Deployment reviews, by outcome",
+            "Live ConfigMap reads for workload reviews, by outcome",
             configmap_lookups.clone(),
         );
         let configmap_lookup_duration = latency_histogram();
@@ -367,10 +390,13 @@ impl Metrics {
         let checksum_only_rollouts = Family::<KindLabels, Counter>::default();
         registry.register(
             "checksum_only_rollouts",
-            "Deployment updates whose pod template changed only in the runconfig-checksum annotation",
+            "Workload updates whose pod template changed only in its checksum annotation",
             checksum_only_rollouts.clone(),
         );
-        start_at_zero(&checksum_only_rollouts, [KindLabels { kind: "Deployment" }]);
+        start_at_zero(
+            &checksum_only_rollouts,
+            WORKLOAD_KIND_LABELS.map(|kind| KindLabels { kind }),
+        );
         Self {
             registry: root,
             admissions,
@@ -445,7 +471,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Count a Deployment UPDATE whose pod template changed only in its checksum.
+    /// Count a workload UPDATE whose pod template changed only in its checksum.
     pub fn checksum_only_rollout(&self, kind: &'static str) {
         self.checksum_only_rollouts
             .get_or_create(&KindLabels { kind })
@@ -607,7 +633,7 @@ mod tests {
                 r#"vmcp_normalizer_admission_duration_seconds_count{{kind="{kind}"}}"#
             ));
         }
-        for kind in ["ConfigMap", "Deployment"] {
+        for kind in std::iter::once("ConfigMap").chain(WORKLOAD_KIND_LABELS) {
             expected.push(format!(r#"vmcp_normalizer_patches_total{{kind="{kind}"}}"#));
         }
         for reason in refusal_reasons() {
@@ -667,8 +693,11 @@ mod tests {
                 labels.kind, labels.rule
             ));
         }
-        expected
-            .push(r#"vmcp_normalizer_checksum_only_rollouts_total{kind="Deployment"}"#.to_owned());
+        for kind in WORKLOAD_KIND_LABELS {
+            expected.push(format!(
+                r#"vmcp_normalizer_checksum_only_rollouts_total{{kind="{kind}"}}"#
+            ));
+        }
         for series in &expected {
             assert_eq!(sample(&text, series), Some(0.0), "{series} in\n{text}");
         }

@@ -35,6 +35,7 @@ use crate::recognize::{
     CONTENT_CHECKSUM_ANNOTATION, LAST_APPLIED_ANNOTATION, RUNCONFIG_CHECKSUM_ANNOTATION, at,
     is_vmcp_configmap, vmcp_deployment_configmap,
 };
+use crate::workload::WorkloadKind;
 
 /// Documents larger than this are not read (the detector gives up): the
 /// server's large-document limit, above which normalization leaves the
@@ -57,6 +58,43 @@ const MAX_PATH_BYTES: usize = 200;
 pub enum Kind {
     ConfigMap,
     Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl Kind {
+    /// Whether the kind has a pod template that follows a checksum.
+    fn is_workload(self) -> bool {
+        self != Kind::ConfigMap
+    }
+}
+
+impl From<WorkloadKind> for Kind {
+    fn from(kind: WorkloadKind) -> Self {
+        match kind {
+            WorkloadKind::Deployment => Kind::Deployment,
+            WorkloadKind::StatefulSet => Kind::StatefulSet,
+            WorkloadKind::DaemonSet => Kind::DaemonSet,
+        }
+    }
+}
+
+/// Checksum annotations a rule derives from content elsewhere: left out of
+/// the comparison, as ToolHive's are, since they change with any order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Derived<'a> {
+    /// A declared rule's checksum annotation on the object itself.
+    pub checksum: Option<&'a str>,
+    /// A rule's workload link, when the object is a workload it links.
+    pub workload: Option<LinkedChecksum<'a>>,
+}
+
+/// A workload link's pod-template annotation and the ConfigMap it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkedChecksum<'a> {
+    pub annotation: &'a str,
+    /// `None` when the workload names no usable ConfigMap.
+    pub configmap: Option<&'a str>,
 }
 
 /// Which rule, if any, puts a list back in order (the `rule` metric label).
@@ -98,7 +136,8 @@ pub struct OrderChurn {
     pub lists: Vec<ReorderedList>,
     /// More lists changed only in order than are listed.
     pub more: bool,
-    /// A Deployment whose pod template changed only in `runconfig-checksum`.
+    /// A workload whose pod template changed only in its checksum
+    /// annotation (`runconfig-checksum`, or a workload link's).
     pub checksum_only_rollout: Option<ChecksumOnlyRollout>,
 }
 
@@ -111,8 +150,8 @@ impl OrderChurn {
 /// A pod-template change whose only difference is the checksum annotation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChecksumOnlyRollout {
-    /// The ConfigMap the checksum follows (the `vmcp-config` volume), when
-    /// the Deployment is a vMCP Deployment.
+    /// The ConfigMap the checksum follows: the workload link's, else the
+    /// `vmcp-config` volume's when the workload is a vMCP Deployment.
     pub configmap: Option<String>,
 }
 
@@ -150,12 +189,28 @@ pub fn detect_ignoring(
     new: &Value,
     checksum_annotation: Option<&str>,
 ) -> Result<OrderChurn, Skipped> {
+    let derived = Derived {
+        checksum: checksum_annotation,
+        workload: None,
+    };
+    detect_deriving(kind, old, new, derived)
+}
+
+/// [`detect`], leaving out the annotations `derived` names: a declared
+/// rule's checksum, and a linked workload's pod-template annotation, which
+/// also makes a change in it alone a checksum-only rollout.
+pub fn detect_deriving(
+    kind: Kind,
+    old: &Value,
+    new: &Value,
+    derived: Derived<'_>,
+) -> Result<OrderChurn, Skipped> {
     if old == new {
         return Ok(OrderChurn::default());
     }
     let last_applied = LastAppliedPair::read(old, new)?;
-    let old_tree = object_tree(old, Some(new), last_applied.old_side(), checksum_annotation)?;
-    let new_tree = object_tree(new, Some(old), last_applied.new_side(), checksum_annotation)?;
+    let old_tree = object_tree(old, Some(new), last_applied.old_side(), derived)?;
+    let new_tree = object_tree(new, Some(old), last_applied.new_side(), derived)?;
     let mut churn = OrderChurn::default();
     if let Some(reordered) = reordered_lists(&old_tree, &new_tree) {
         let builtin = kind == Kind::ConfigMap && is_vmcp_configmap(new);
@@ -173,9 +228,16 @@ pub fn detect_ignoring(
             })
             .collect();
     }
-    if kind == Kind::Deployment && pod_template_changed_only_in_checksum(old, new) {
+    let linked = derived.workload;
+    if kind.is_workload()
+        && pod_template_changed_only_in_checksum(old, new, linked.map(|link| link.annotation))
+    {
+        let configmap = match linked {
+            Some(link) => link.configmap,
+            None => vmcp_deployment_configmap(new),
+        };
         churn.checksum_only_rollout = Some(ChecksumOnlyRollout {
-            configmap: vmcp_deployment_configmap(new).map(str::to_owned),
+            configmap: configmap.map(str::to_owned),
         });
     }
     Ok(churn)
@@ -187,8 +249,9 @@ const BUILTIN_PATHS: [&str; 2] = [
     "last-applied: config.yaml: backends",
 ];
 
-/// The pod templates differ, and would not without `runconfig-checksum`.
-fn pod_template_changed_only_in_checksum(old: &Value, new: &Value) -> bool {
+/// The pod templates differ, and would not without `runconfig-checksum`
+/// and the `linked` annotation.
+fn pod_template_changed_only_in_checksum(old: &Value, new: &Value, linked: Option<&str>) -> bool {
     let template = |object| at(object, &["spec", "template"]);
     let (Some(old), Some(new)) = (template(old), template(new)) else {
         return false;
@@ -203,6 +266,9 @@ fn pod_template_changed_only_in_checksum(old: &Value, new: &Value) -> bool {
             .and_then(Value::as_object_mut)
         {
             annotations.remove(RUNCONFIG_CHECKSUM_ANNOTATION);
+            if let Some(linked) = linked {
+                annotations.remove(linked);
+            }
         }
     }
     old == new
@@ -446,9 +512,14 @@ enum Slot {
 /// an UPDATE cannot change).
 const WRITER_METADATA: [&str; 4] = ["labels", "annotations", "ownerReferences", "finalizers"];
 
-fn slot(path: &[&str], in_last_applied: bool, checksum_annotation: Option<&str>) -> Slot {
+fn slot(path: &[&str], in_last_applied: bool, derived: Derived<'_>) -> Slot {
     match path {
-        ["metadata", "annotations", annotation] if Some(*annotation) == checksum_annotation => {
+        ["metadata", "annotations", annotation] if Some(*annotation) == derived.checksum => {
+            Slot::Ignored
+        }
+        ["spec", "template", "metadata", "annotations", annotation]
+            if Some(*annotation) == derived.workload.map(|link| link.annotation) =>
+        {
             Slot::Ignored
         }
         ["status"] => Slot::Ignored,
@@ -515,13 +586,13 @@ fn object_tree<'v>(
     object: &'v Value,
     other: Option<&'v Value>,
     last_applied: Option<(&'v Value, &'v Value)>,
-    checksum_annotation: Option<&str>,
+    derived: Derived<'_>,
 ) -> Result<Tree<'v>, Skipped> {
     ObjectReader {
         path: Vec::new(),
         last_applied,
         in_last_applied: false,
-        checksum_annotation,
+        derived,
     }
     .tree(object, other, 0)
 }
@@ -530,8 +601,8 @@ struct ObjectReader<'v, 'a> {
     path: Vec<&'v str>,
     last_applied: Option<(&'v Value, &'v Value)>,
     in_last_applied: bool,
-    /// One more annotation [`slot`] leaves out (see [`detect_ignoring`]).
-    checksum_annotation: Option<&'a str>,
+    /// The annotations [`slot`] leaves out (see [`detect_deriving`]).
+    derived: Derived<'a>,
 }
 
 impl<'v> ObjectReader<'v, '_> {
@@ -548,18 +619,17 @@ impl<'v> ObjectReader<'v, '_> {
                 for (key, value) in fields {
                     self.path.push(key);
                     let other = other.and_then(|other| other.get(key));
-                    let tree =
-                        match slot(&self.path, self.in_last_applied, self.checksum_annotation) {
-                            Slot::Ignored => None,
-                            Slot::Document => Some(match value {
-                                Value::String(text) => document(text, other, depth)?,
-                                // Not a string: the apiserver refuses it later;
-                                // compared as it is.
-                                _ => self.tree(value, other, depth)?,
-                            }),
-                            Slot::LastApplied => Some(self.last_applied_tree(value, depth)?),
-                            Slot::Plain => Some(self.tree(value, other, depth)?),
-                        };
+                    let tree = match slot(&self.path, self.in_last_applied, self.derived) {
+                        Slot::Ignored => None,
+                        Slot::Document => Some(match value {
+                            Value::String(text) => document(text, other, depth)?,
+                            // Not a string: the apiserver refuses it later;
+                            // compared as it is.
+                            _ => self.tree(value, other, depth)?,
+                        }),
+                        Slot::LastApplied => Some(self.last_applied_tree(value, depth)?),
+                        Slot::Plain => Some(self.tree(value, other, depth)?),
+                    };
                     self.path.pop();
                     if let Some(tree) = tree {
                         entries.push((Tree::Str(Cow::Borrowed(key.as_str())), tree));
@@ -591,7 +661,7 @@ impl<'v> ObjectReader<'v, '_> {
                     path: Vec::new(),
                     last_applied: None,
                     in_last_applied: true,
-                    checksum_annotation: self.checksum_annotation,
+                    derived: self.derived,
                 };
                 let tree = reader.tree(this, Some(other), depth)?;
                 Ok(Tree::Document(Format::Json, Box::new(tree)))

@@ -2432,6 +2432,53 @@ fn rules_without_the_preset_send_only_what_they_match() {
     assert!(error.contains("vmcp-normalizer.io/v1alpha1"), "{error}");
 }
 
+/// A StatefulSet's and a DaemonSet's workload link: each workload webhook is
+/// sent its own resource in group `apps`, with no `webhook.ruleResources`;
+/// a Job is refused at render, saying why.
+#[test]
+fn workload_links_name_the_resource_of_their_kind() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/rules/workloads.yaml");
+    let rules = std::fs::read_to_string(fixture).unwrap();
+    let indented: String = rules.lines().map(|line| format!("  {line}\n")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        format!("certificates: {{mode: cert-manager}}\nrules:\n{indented}"),
+    )
+    .unwrap();
+    let docs = render_raw(&["-f", values.to_str().unwrap()]);
+    for (rule, resource) in [
+        ("cache-peers", "statefulsets"),
+        ("agent-hosts", "daemonsets"),
+    ] {
+        let workload = webhook(&docs, &format!("rule-{rule}-workload"));
+        assert_eq!(
+            workload["rules"][0],
+            json!({"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": [resource], "scope": "Namespaced"}),
+            "{rule}"
+        );
+        let configmaps = webhook(&docs, &format!("rule-{rule}"));
+        assert_eq!(workload["objectSelector"], configmaps["objectSelector"]);
+    }
+
+    let job = rules.replace("kind: DaemonSet", "kind: Job");
+    let indented: String = job.lines().map(|line| format!("  {line}\n")).collect();
+    std::fs::write(
+        &values,
+        format!("certificates: {{mode: cert-manager}}\nrules:\n{indented}"),
+    )
+    .unwrap();
+    let error = render_err_raw(&["-f", values.to_str().unwrap()]);
+    assert!(
+        error.contains(
+            "rule agent-hosts: workload kind Job is not one of Deployment, StatefulSet, DaemonSet"
+        ),
+        "{error}"
+    );
+}
+
 // ------------------------------------------- a declared rule's name pattern
 
 /// What every name condition starts with: false, never an error, without a

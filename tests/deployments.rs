@@ -14,7 +14,7 @@ use common::{
 };
 use serde_json::{Value, json};
 use vmcp_normalizer::admission::Admission;
-use vmcp_normalizer::checksum_sync::RunconfigChecksumSync;
+use vmcp_normalizer::checksum_sync::WorkloadChecksumSync;
 use vmcp_normalizer::metrics::Metrics;
 use vmcp_normalizer::server::ServerOptions;
 
@@ -51,10 +51,10 @@ impl Cluster {
     ) -> Self {
         common::install_crypto_provider();
         let metrics = Arc::new(Metrics::new());
-        let sync = RunconfigChecksumSync::connect(Some(&kubeconfig), metrics.clone())
+        let sync = WorkloadChecksumSync::connect(Some(&kubeconfig), metrics.clone())
             .await
             .expect("the kubeconfig loads");
-        let admission = Admission::new(metrics).with_deployment_mutator(Arc::new(sync));
+        let admission = Admission::new(metrics).with_workload_mutator(Arc::new(sync));
         Self::start_server(api, dir, admission).await
     }
 
@@ -432,7 +432,7 @@ async fn without_api_access_deployments_pass_through_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::new());
     let admission = Admission::new(metrics.clone())
-        .with_deployment_mutator(Arc::new(RunconfigChecksumSync::without_lookups(metrics)));
+        .with_workload_mutator(Arc::new(WorkloadChecksumSync::without_lookups(metrics)));
     let cluster = Cluster::start_server(api, dir, admission).await;
 
     let answer = cluster
@@ -464,7 +464,7 @@ async fn without_api_access_deployments_pass_through_with_a_warning() {
 async fn a_kubeconfig_that_cannot_be_loaded_is_a_startup_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-kubeconfig");
-    let error = RunconfigChecksumSync::connect(Some(&missing), Arc::new(Metrics::new()))
+    let error = WorkloadChecksumSync::connect(Some(&missing), Arc::new(Metrics::new()))
         .await
         .expect_err("a missing --kubeconfig is an error");
     let message = error.to_string();

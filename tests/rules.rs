@@ -635,10 +635,10 @@ fn normalize_follows_a_configmap_named_by_an_env_value_from() {
 /// nothing, in the webhook and offline.
 #[tokio::test]
 async fn a_warn_rule_reports_its_workload_link_without_patching() {
-    use vmcp_normalizer::admission::{BoxFuture, DeploymentMutator, DeploymentReview, Verdict};
+    use vmcp_normalizer::admission::{BoxFuture, Verdict, WorkloadMutator, WorkloadReview};
     struct Syncs;
-    impl DeploymentMutator for Syncs {
-        fn mutate<'a>(&'a self, _: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+    impl WorkloadMutator for Syncs {
+        fn mutate<'a>(&'a self, _: WorkloadReview<'a>) -> BoxFuture<'a, Verdict> {
             let patch: json_patch::Patch = serde_json::from_value(json!([
                 {"op": "replace", "path": "/spec/template/metadata/annotations/example.com~1sha", "value": "new"}
             ]))
@@ -655,7 +655,7 @@ async fn a_warn_rule_reports_its_workload_link_without_patching() {
         .with_rules(Arc::new(arc_swap::ArcSwap::from_pointee(
             RuleSet::from_yaml(rules).unwrap(),
         )))
-        .with_deployment_mutator(Arc::new(Syncs));
+        .with_workload_mutator(Arc::new(Syncs));
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "proxy", "namespace": "edge", "labels": {"app": "egress"}}});
     let body = serde_json::to_vec(&review_of(&deployment, "apps", "deployments")).unwrap();
     let answer: Value = serde_json::from_slice(

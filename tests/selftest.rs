@@ -15,7 +15,7 @@ use common::apiserver::{self, ApiServer, Fault, ResourceRef};
 use common::{Pki, TestServer, write_pair};
 use serde_json::{Value, json};
 use vmcp_normalizer::admission::Admission;
-use vmcp_normalizer::checksum_sync::RunconfigChecksumSync;
+use vmcp_normalizer::checksum_sync::WorkloadChecksumSync;
 use vmcp_normalizer::metrics::Metrics;
 use vmcp_normalizer::server::ServerOptions;
 
@@ -43,10 +43,10 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = api.write_kubeconfig(dir.path());
         let metrics = Arc::new(Metrics::new());
-        let sync = RunconfigChecksumSync::connect(Some(&kubeconfig), metrics.clone())
+        let sync = WorkloadChecksumSync::connect(Some(&kubeconfig), metrics.clone())
             .await
             .expect("the kubeconfig loads");
-        let admission = Admission::new(metrics).with_deployment_mutator(Arc::new(sync));
+        let admission = Admission::new(metrics).with_workload_mutator(Arc::new(sync));
         let pki = Pki::new();
         let files = write_pair(dir.path(), &pki.leaf());
         let server = TestServer::start_with(ServerOptions::new(files), admission).await;

@@ -12,7 +12,7 @@ use common::{Http, Pki, TestServer, client, fixture, post_review, review, wait_u
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 use vmcp_normalizer::admission::{
-    Admission, BoxFuture, Decision, DeploymentMutator, DeploymentReview, Verdict,
+    Admission, BoxFuture, Decision, Verdict, WorkloadMutator, WorkloadReview,
 };
 use vmcp_normalizer::metrics::Metrics;
 use vmcp_normalizer::server::ServerOptions;
@@ -25,8 +25,8 @@ struct Gate {
     release: Arc<Semaphore>,
 }
 
-impl DeploymentMutator for Gate {
-    fn mutate<'a>(&'a self, _: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+impl WorkloadMutator for Gate {
+    fn mutate<'a>(&'a self, _: WorkloadReview<'a>) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
             let _ = self.entered.send(());
             let _permit = self.release.acquire().await;
@@ -54,8 +54,7 @@ async fn start_held(drain_timeout: Duration) -> Held {
         entered: entered_tx,
         release: release.clone(),
     };
-    let admission =
-        Admission::new(Arc::new(Metrics::new())).with_deployment_mutator(Arc::new(gate));
+    let admission = Admission::new(Arc::new(Metrics::new())).with_workload_mutator(Arc::new(gate));
     let server = TestServer::start_with(options, admission).await;
     Held {
         pki,

@@ -10,9 +10,7 @@ use common::{
     Http, Pki, TestServer, client, decode_patch, fixture, post_review, review, write_pair,
 };
 use serde_json::{Value, json};
-use vmcp_normalizer::admission::{
-    Admission, BoxFuture, DeploymentMutator, DeploymentReview, Verdict,
-};
+use vmcp_normalizer::admission::{Admission, BoxFuture, Verdict, WorkloadMutator, WorkloadReview};
 use vmcp_normalizer::metrics::Metrics;
 use vmcp_normalizer::server::ServerOptions;
 
@@ -400,13 +398,12 @@ async fn large_review_under_the_limit_is_answered() {
 #[tokio::test]
 async fn timeout_parameter_bounds_the_answer() {
     struct Never;
-    impl DeploymentMutator for Never {
-        fn mutate<'a>(&'a self, _: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+    impl WorkloadMutator for Never {
+        fn mutate<'a>(&'a self, _: WorkloadReview<'a>) -> BoxFuture<'a, Verdict> {
             Box::pin(std::future::pending())
         }
     }
-    let admission =
-        Admission::new(Arc::new(Metrics::new())).with_deployment_mutator(Arc::new(Never));
+    let admission = Admission::new(Arc::new(Metrics::new())).with_workload_mutator(Arc::new(Never));
     let fixture_server = start_with(admission).await;
     let deployment = fixture("vmcp-deployment.yaml");
     let client = fixture_server.client(Http::V2);

@@ -1,6 +1,7 @@
 //! The admission envelope: read an AdmissionReview, hand the object to the
 //! right mutator, and write the answer. The decisions themselves live in
-//! [`crate::normalize`] (ConfigMaps) and behind [`DeploymentMutator`].
+//! [`crate::normalize`] (ConfigMaps) and behind [`WorkloadMutator`]
+//! (Deployments, StatefulSets, DaemonSets).
 //!
 //! This webhook never rejects a write: every review that parses is answered
 //! `allowed: true`, with a patch only when something was put in canonical form.
@@ -23,10 +24,11 @@ use crate::log_field::capped;
 use crate::metrics::{AdmissionLabels, KindLabels, Metrics, ReasonLabels};
 #[cfg(test)]
 use crate::normalize;
-use crate::normalize::{Change, Outcome};
+use crate::normalize::{Change, ChecksumSource, Outcome, checksum_source_of};
 use crate::order_churn::{self, MAX_REPORTED_LISTS, OrderChurn};
 use crate::recognize::CONFIG_KEY;
 use crate::rules::{Action, Mode, ObjectKind, Rule, RuleSet};
+use crate::workload::WorkloadKind;
 
 pub use wire::{
     API_VERSION, AdmissionRequest, GroupVersionKind, GroupVersionResource, KIND, encode_response,
@@ -101,7 +103,8 @@ impl AdmissionError {
 pub enum Decision {
     /// An operation, subresource or kind this webhook does not touch.
     Skipped,
-    /// A ConfigMap or Deployment that is not a vMCP object.
+    /// A ConfigMap or workload that is not a vMCP object (nor one a rule
+    /// links).
     NotVmcp,
     /// A vMCP object that is already canonical.
     Unchanged,
@@ -206,9 +209,11 @@ fn fit_warning(mut warning: String) -> String {
     warning
 }
 
-/// A Deployment CREATE or UPDATE, as handed to the [`DeploymentMutator`].
+/// A workload CREATE or UPDATE, as handed to the [`WorkloadMutator`].
 #[derive(Debug, Clone, Copy)]
-pub struct DeploymentReview<'a> {
+pub struct WorkloadReview<'a> {
+    /// The kind the review's resource names.
+    pub kind: WorkloadKind,
     pub namespace: &'a str,
     pub name: &'a str,
     /// `request.object` exactly as received (never `oldObject`).
@@ -221,18 +226,18 @@ pub struct DeploymentReview<'a> {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The Deployment seam: decides the answer for a Deployment write. It must not
+/// The workload seam: decides the answer for a workload write. It must not
 /// fail; anything that goes wrong becomes an allowed verdict with a warning.
-pub trait DeploymentMutator: Send + Sync {
-    fn mutate<'a>(&'a self, review: DeploymentReview<'a>) -> BoxFuture<'a, Verdict>;
+pub trait WorkloadMutator: Send + Sync {
+    fn mutate<'a>(&'a self, review: WorkloadReview<'a>) -> BoxFuture<'a, Verdict>;
 }
 
-/// Until the Deployment checksum sync exists: allow every Deployment unchanged.
+/// Without the checksum sync: allow every workload unchanged.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PassThroughDeployments;
+pub struct PassThroughWorkloads;
 
-impl DeploymentMutator for PassThroughDeployments {
-    fn mutate<'a>(&'a self, _review: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+impl WorkloadMutator for PassThroughWorkloads {
+    fn mutate<'a>(&'a self, _review: WorkloadReview<'a>) -> BoxFuture<'a, Verdict> {
         Box::pin(std::future::ready(Verdict::allow(Decision::Skipped)))
     }
 }
@@ -241,26 +246,26 @@ impl DeploymentMutator for PassThroughDeployments {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     ConfigMap,
-    Deployment,
+    Workload(WorkloadKind),
     Other,
 }
 
 impl Target {
     fn of(request: &AdmissionRequest) -> Self {
-        match (
+        let (group, resource) = (
             request.resource.group.as_str(),
             request.resource.resource.as_str(),
-        ) {
-            ("", "configmaps") => Target::ConfigMap,
-            ("apps", "deployments") => Target::Deployment,
-            _ => Target::Other,
+        );
+        if (group, resource) == ("", "configmaps") {
+            return Target::ConfigMap;
         }
+        WorkloadKind::of_resource(group, resource).map_or(Target::Other, Target::Workload)
     }
 
     fn label(self) -> &'static str {
         match self {
             Target::ConfigMap => "ConfigMap",
-            Target::Deployment => "Deployment",
+            Target::Workload(kind) => kind.name(),
             Target::Other => "other",
         }
     }
@@ -279,13 +284,19 @@ fn writes_object(request: &AdmissionRequest) -> bool {
 pub const TOO_LARGE: &str = "too_large";
 
 /// Every `kind` label of the admission metrics.
-pub const KIND_LABELS: [&str; 3] = ["ConfigMap", "Deployment", "other"];
+pub const KIND_LABELS: [&str; 5] = [
+    "ConfigMap",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "other",
+];
 
 /// Every `operation` label of the admission metrics.
 pub const OPERATION_LABELS: [&str; 5] = ["CREATE", "UPDATE", "DELETE", "CONNECT", "other"];
 
 /// The (kind, operation, outcome) triples a review can be counted under: a
-/// write of a ConfigMap or Deployment can end in any outcome; anything else
+/// write of a ConfigMap or workload can end in any outcome; anything else
 /// (other kinds, DELETE, CONNECT) is only ever skipped.
 pub fn reachable_admission_labels() -> Vec<AdmissionLabels> {
     let mut labels = Vec::new();
@@ -325,7 +336,7 @@ pub struct Admission {
     metrics: Arc<Metrics>,
     /// The rules in force: swapped whole when the rules file is reloaded.
     rules: Arc<ArcSwap<RuleSet>>,
-    deployments: Arc<dyn DeploymentMutator>,
+    workloads: Arc<dyn WorkloadMutator>,
     large_normalizations: Arc<Semaphore>,
 }
 
@@ -336,19 +347,19 @@ impl std::fmt::Debug for Admission {
 }
 
 impl Admission {
-    /// ConfigMaps through the normalizer, Deployments passed through.
+    /// ConfigMaps through the normalizer, workloads passed through.
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
             metrics,
             rules: Arc::new(ArcSwap::from_pointee(RuleSet::preset())),
-            deployments: Arc::new(PassThroughDeployments),
+            workloads: Arc::new(PassThroughWorkloads),
             large_normalizations: Arc::new(Semaphore::new(LARGE_NORMALIZATIONS)),
         }
     }
 
-    /// Plug in the Deployment mutator.
-    pub fn with_deployment_mutator(mut self, deployments: Arc<dyn DeploymentMutator>) -> Self {
-        self.deployments = deployments;
+    /// Plug in the workload mutator.
+    pub fn with_workload_mutator(mut self, workloads: Arc<dyn WorkloadMutator>) -> Self {
+        self.workloads = workloads;
         self
     }
 
@@ -406,7 +417,7 @@ impl Admission {
             Verdict::allow(Decision::Skipped)
         };
         let verdict = match &churn {
-            Some(churn) => with_order_churn(verdict, churn),
+            Some(churn) => with_order_churn(verdict, &churn.found),
             None => verdict,
         };
         let response = encode_response(&request.uid, &verdict)?;
@@ -440,17 +451,21 @@ impl Admission {
                 let kind = RuleKind::configmap();
                 rule_verdict(self.run_normalizer(rules, kind, object, large).await)
             }
-            Target::Deployment => {
-                // Workload links run in the Deployment mutator; rules that
-                // link none leave Deployments alone.
+            Target::Workload(kind @ (WorkloadKind::StatefulSet | WorkloadKind::DaemonSet))
+                if rules.workload_rule_for(kind.object_kind(), &object).is_none() =>
+            {
+                // Not a linked workload: the rules that match the object
+                // itself, as for any other kind.
+                self.object_rules(request, rules, object, large).await
+            }
+            Target::Workload(kind) => {
+                // Workload links run in the workload mutator; rules that
+                // link none leave workloads alone (the preset links
+                // Deployments only).
                 if !(rules.includes_preset() || rules.links_workloads()) {
                     return Verdict::allow(Decision::Skipped);
                 }
-                let kind = ObjectKind {
-                    api_version: Some("apps/v1"),
-                    kind: "Deployment",
-                };
-                let (rule, warn_only) = match rules.workload_rule_for(kind, &object) {
+                let (rule, warn_only) = match rules.workload_rule_for(kind.object_kind(), &object) {
                     Some(rule) => (Some(rule.name.clone()), rule.mode == Mode::Warn),
                     None => (
                         rules
@@ -459,14 +474,15 @@ impl Admission {
                         false,
                     ),
                 };
-                let review = DeploymentReview {
+                let review = WorkloadReview {
+                    kind,
                     namespace: request.namespace.as_deref().unwrap_or(""),
                     name: request.name.as_deref().unwrap_or(""),
                     object: &object,
                     dry_run: request.dry_run.unwrap_or(false),
                     deadline,
                 };
-                let mut verdict = self.deployments.mutate(review).await;
+                let mut verdict = self.workloads.mutate(review).await;
                 if warn_only && verdict.patch.is_some() {
                     verdict = warned(verdict);
                 }
@@ -475,15 +491,24 @@ impl Admission {
                 }
                 verdict
             }
-            Target::Other => {
-                let kind = RuleKind::of(request);
-                let kind_ref = kind.as_ref();
-                if rules.rule_for(kind_ref, &object).is_none() {
-                    return Verdict::allow(Decision::Skipped);
-                }
-                rule_verdict(self.run_normalizer(rules, kind, object, large).await)
-            }
+            Target::Other => self.object_rules(request, rules, object, large).await,
         }
+    }
+
+    /// The first rule that matches the object as the request names its
+    /// kind; skipped when none does.
+    async fn object_rules(
+        &self,
+        request: &AdmissionRequest,
+        rules: Arc<RuleSet>,
+        object: Value,
+        large: bool,
+    ) -> Verdict {
+        let kind = RuleKind::of(request);
+        if rules.rule_for(kind.as_ref(), &object).is_none() {
+            return Verdict::allow(Decision::Skipped);
+        }
+        rule_verdict(self.run_normalizer(rules, kind, object, large).await)
     }
 
     fn record(
@@ -568,7 +593,11 @@ impl Admission {
 
 impl Admission {
     /// Count and log what the order-churn detector found in one UPDATE.
-    fn record_order_churn(&self, request: &AdmissionRequest, target: Target, churn: &OrderChurn) {
+    fn record_order_churn(&self, request: &AdmissionRequest, target: Target, churn: &Churn) {
+        let Churn {
+            found: churn,
+            linked_annotation,
+        } = churn;
         let kind = target.label();
         let namespace = request.namespace.as_deref().unwrap_or("");
         let name = request.name.as_deref().unwrap_or("");
@@ -603,12 +632,14 @@ impl Admission {
         }
         if let Some(rollout) = &churn.checksum_only_rollout {
             self.metrics.checksum_only_rollout(kind);
+            let annotation = linked_annotation.as_deref().unwrap_or("runconfig-checksum");
             tracing::info!(
                 uid = %capped(&request.uid),
+                kind,
                 namespace = %capped(namespace),
-                deployment = %capped(name),
+                name = %capped(name),
                 configmap = %capped(rollout.configmap.as_deref().unwrap_or("")),
-                "checksum-only rollout: the pod template changed only in runconfig-checksum"
+                "checksum-only rollout: the pod template changed only in {annotation}"
             );
         }
     }
@@ -813,6 +844,15 @@ fn outcome_verdict(outcome: Outcome, subject: &str) -> Verdict {
     }
 }
 
+/// What the order-churn detector found in one UPDATE.
+#[derive(Debug)]
+struct Churn {
+    found: OrderChurn,
+    /// The workload link's pod-template annotation, when a rules file links
+    /// the workload (else `runconfig-checksum` is the checksum).
+    linked_annotation: Option<String>,
+}
+
 /// Run the order-churn detector on an UPDATE of a kind this webhook
 /// watches, comparing the object as received with `oldObject`. It never
 /// fails the write: when it cannot decide (or panics) that is logged and the
@@ -823,13 +863,13 @@ fn detect_order_churn(
     request: &AdmissionRequest,
     target: Target,
     rules: &RuleSet,
-) -> Option<OrderChurn> {
+) -> Option<Churn> {
     if request.operation != "UPDATE" || !writes_object(request) {
         return None;
     }
     let kind = match target {
         Target::ConfigMap => order_churn::Kind::ConfigMap,
-        Target::Deployment => order_churn::Kind::Deployment,
+        Target::Workload(kind) => order_churn::Kind::from(kind),
         Target::Other => return None,
     };
     let (Some(new), Some(old)) = (request.object.as_ref(), request.old_object.as_deref()) else {
@@ -842,13 +882,38 @@ fn detect_order_churn(
             return None;
         }
     };
-    let declared = declared_rule(rules, new);
-    match catch_unwind(AssertUnwindSafe(|| {
-        order_churn::detect_ignoring(kind, &old, new, declared.and_then(checksum_annotation))
-    })) {
-        Ok(Ok(churn)) => {
-            Some(with_declared_sets(churn, declared)).filter(|churn| !churn.is_empty())
+    let linked = match target {
+        Target::Workload(kind) => linked_workload(rules, kind, new),
+        _ => None,
+    };
+    // A linked StatefulSet or DaemonSet goes to the checksum sync, not
+    // through the rules that match the object itself.
+    let declared = match target {
+        Target::Workload(WorkloadKind::StatefulSet | WorkloadKind::DaemonSet)
+            if linked.is_some() =>
+        {
+            None
         }
+        _ => declared_rule(rules, new),
+    };
+    let derived = order_churn::Derived {
+        checksum: declared.and_then(checksum_annotation),
+        workload: linked
+            .as_ref()
+            .map(|(annotation, configmap)| order_churn::LinkedChecksum {
+                annotation,
+                configmap: configmap.as_deref(),
+            }),
+    };
+    match catch_unwind(AssertUnwindSafe(|| {
+        order_churn::detect_deriving(kind, &old, new, derived)
+    })) {
+        Ok(Ok(churn)) => Some(with_declared_sets(churn, declared))
+            .filter(|churn| !churn.is_empty())
+            .map(|found| Churn {
+                found,
+                linked_annotation: linked.map(|(annotation, _)| annotation),
+            }),
         Ok(Err(skipped)) => {
             tracing::debug!(
                 uid = %capped(&request.uid),
@@ -872,6 +937,24 @@ fn declared_rule<'r>(rules: &'r RuleSet, object: &Value) -> Option<&'r Rule> {
     rules
         .rule_for(kind, object)
         .filter(|rule| !rule.builtin && rule.mode == Mode::Mutate)
+}
+
+/// The pod-template annotation and ConfigMap name of the workload link of a
+/// rules file (the preset's is the detector's own) that `object` follows.
+fn linked_workload(
+    rules: &RuleSet,
+    kind: WorkloadKind,
+    object: &Value,
+) -> Option<(String, Option<String>)> {
+    let rule = rules
+        .workload_rule_for(kind.object_kind(), object)
+        .filter(|rule| !rule.builtin)?;
+    let follow = rule.follow()?;
+    let configmap = match checksum_source_of(object, &follow) {
+        ChecksumSource::ConfigMap { name, .. } => Some(name.into_owned()),
+        _ => None,
+    };
+    Some((follow.annotation, configmap))
 }
 
 /// The checksum annotation a declared rule keeps: it changes with the order,

@@ -257,25 +257,26 @@ async fn subresource_writes_are_not_mutated() {
     body["request"]["subResource"] = json!("scale");
     let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
     struct Spy(Arc<std::sync::atomic::AtomicBool>);
-    impl DeploymentMutator for Spy {
-        fn mutate<'a>(&'a self, _: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+    impl WorkloadMutator for Spy {
+        fn mutate<'a>(&'a self, _: WorkloadReview<'a>) -> BoxFuture<'a, Verdict> {
             self.0.store(true, std::sync::atomic::Ordering::SeqCst);
             Box::pin(std::future::ready(Verdict::allow(Decision::Unchanged)))
         }
     }
-    let admission = admission().with_deployment_mutator(Arc::new(Spy(seen.clone())));
+    let admission = admission().with_workload_mutator(Arc::new(Spy(seen.clone())));
     let answer = answer(&admission, &serde_json::to_vec(&body).unwrap()).await;
     assert_eq!(answer["response"]["allowed"], true);
     assert!(!seen.load(std::sync::atomic::Ordering::SeqCst));
 }
 
-/// Hands the Deployment seam what it needs: the object, namespace, name,
+/// Hands the workload seam what it needs: the object, namespace, name,
 /// dryRun and a deadline inside the budget; its verdict goes on the wire.
 #[tokio::test]
 async fn deployment_seam_receives_the_request_and_answers() {
     struct Checksum;
-    impl DeploymentMutator for Checksum {
-        fn mutate<'a>(&'a self, review: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+    impl WorkloadMutator for Checksum {
+        fn mutate<'a>(&'a self, review: WorkloadReview<'a>) -> BoxFuture<'a, Verdict> {
+            assert_eq!(review.kind, WorkloadKind::Deployment);
             assert_eq!(review.namespace, "toolhive-system");
             assert_eq!(review.name, "demo");
             assert_eq!(review.object["spec"]["replicas"], 1);
@@ -288,7 +289,7 @@ async fn deployment_seam_receives_the_request_and_answers() {
             })
         }
     }
-    let admission = admission().with_deployment_mutator(Arc::new(Checksum));
+    let admission = admission().with_workload_mutator(Arc::new(Checksum));
     let body = review(
         "UPDATE",
         "apps",
@@ -308,8 +309,8 @@ struct Slow {
     budget: Duration,
 }
 
-impl DeploymentMutator for Slow {
-    fn mutate<'a>(&'a self, review: DeploymentReview<'a>) -> BoxFuture<'a, Verdict> {
+impl WorkloadMutator for Slow {
+    fn mutate<'a>(&'a self, review: WorkloadReview<'a>) -> BoxFuture<'a, Verdict> {
         assert_eq!(review.deadline - Instant::now(), self.budget);
         let after = self.after;
         Box::pin(async move {
@@ -333,7 +334,7 @@ async fn budget_bounds_the_work() {
         after: None,
         budget,
     };
-    let admission = admission().with_deployment_mutator(Arc::new(slow));
+    let admission = admission().with_workload_mutator(Arc::new(slow));
     let body = review("CREATE", "apps", "deployments", json!({}));
     let started = Instant::now();
     let bytes = admission.review(&body, budget).await.unwrap();
@@ -361,7 +362,7 @@ async fn a_decision_counts_up_to_the_deadline_and_not_after() {
             after: Some(after),
             budget,
         };
-        let admission = admission().with_deployment_mutator(Arc::new(slow));
+        let admission = admission().with_workload_mutator(Arc::new(slow));
         let body = review("UPDATE", "apps", "deployments", json!({}));
         let started = Instant::now();
         let bytes = admission.review(&body, budget).await.unwrap();
@@ -516,14 +517,18 @@ fn every_counted_label_is_in_the_lists_started_at_zero() {
     }
     let outcomes: Vec<&str> = decisions.iter().map(|d| d.as_str()).collect();
     assert_eq!(outcomes, Decision::LABELS);
-    for target in [Target::ConfigMap, Target::Deployment, Target::Other] {
+    let workloads = WorkloadKind::ALL.map(Target::Workload);
+    for target in [Target::ConfigMap, Target::Other]
+        .into_iter()
+        .chain(workloads)
+    {
         assert!(KIND_LABELS.contains(&target.label()), "{target:?}");
     }
     for operation in ["CREATE", "UPDATE", "DELETE", "CONNECT", "PATCH", ""] {
         assert!(OPERATION_LABELS.contains(&operation_label(operation)));
     }
     let reachable = reachable_admission_labels();
-    for kind in ["ConfigMap", "Deployment"] {
+    for kind in ["ConfigMap", "Deployment", "StatefulSet", "DaemonSet"] {
         for operation in ["CREATE", "UPDATE"] {
             for outcome in Decision::LABELS {
                 let labels = AdmissionLabels {
@@ -782,4 +787,22 @@ fn many_lists_are_summed_up_and_the_audit_value_is_bounded() {
     let summary = &verdict.audit_annotations[ORDER_CHURN_ANNOTATION];
     assert_eq!(summary.len(), MAX_AUDIT_VALUE_BYTES);
     assert!(summary.ends_with('…'));
+}
+
+/// Workloads are told apart by group and resource: `apps` statefulsets and
+/// daemonsets go to the workload path as deployments do; the same
+/// resource in another group does not.
+#[test]
+fn workload_resources_are_routed_by_group_and_resource() {
+    let target = |group: &str, resource: &str| {
+        let body = review("CREATE", group, resource, json!({}));
+        Target::of(&parse_review(&body).expect("a review"))
+    };
+    assert_eq!(target("", "configmaps"), Target::ConfigMap);
+    for kind in WorkloadKind::ALL {
+        assert_eq!(target("apps", kind.resource()), Target::Workload(kind));
+        assert_eq!(target("example.com", kind.resource()), Target::Other);
+    }
+    assert_eq!(target("batch", "jobs"), Target::Other);
+    assert_eq!(target("batch", "cronjobs"), Target::Other);
 }

@@ -460,3 +460,59 @@ fn rules_name_the_builtin_paths_only_for_configmaps() {
         format!("{}: backends", crate::recognize::CONFIG_KEY)
     );
 }
+
+/// A StatefulSet or DaemonSet a rule links: a change in the link's
+/// pod-template annotation alone is a checksum-only rollout naming the
+/// link's ConfigMap; without the link that annotation is content.
+#[test]
+fn linked_workloads_of_every_kind_have_checksum_only_rollouts() {
+    const ANNOTATION: &str = "example.com/peers-sha256";
+    let stored = json!({
+        "apiVersion": "apps/v1",
+        "metadata": {"name": "cache"},
+        "spec": {"template": {
+            "metadata": {"annotations": {ANNOTATION: "old"}},
+            "spec": {"containers": [{"name": "cache", "image": "cache:1"}]},
+        }},
+    });
+    let mut written = stored.clone();
+    written["spec"]["template"]["metadata"]["annotations"][ANNOTATION] = json!("new");
+    let linked = Derived {
+        checksum: None,
+        workload: Some(LinkedChecksum {
+            annotation: ANNOTATION,
+            configmap: Some("cache-peers"),
+        }),
+    };
+    for kind in [Kind::Deployment, Kind::StatefulSet, Kind::DaemonSet] {
+        let churn = detect_deriving(kind, &stored, &written, linked).unwrap();
+        assert_eq!(
+            churn.checksum_only_rollout,
+            Some(ChecksumOnlyRollout {
+                configmap: Some("cache-peers".to_owned())
+            }),
+            "{kind:?}"
+        );
+        assert!(churn.lists.is_empty(), "{kind:?}");
+        // Unlinked, the annotation is no checksum the detector knows.
+        let churn = detect(kind, &stored, &written).unwrap();
+        assert_eq!(churn.checksum_only_rollout, None, "{kind:?}");
+    }
+    // A ConfigMap has no pod template to roll.
+    let churn = detect_deriving(Kind::ConfigMap, &stored, &written, linked).unwrap();
+    assert_eq!(churn.checksum_only_rollout, None);
+
+    // Env reordered beside the checksum: churn in a StatefulSet too.
+    let env = |order: [&str; 2]| json!(order.map(|name| json!({"name": name, "value": "1"})));
+    let mut old = stored.clone();
+    old["spec"]["template"]["spec"]["containers"][0]["env"] = env(["A", "B"]);
+    let mut new = old.clone();
+    new["spec"]["template"]["spec"]["containers"][0]["env"] = env(["B", "A"]);
+    new["spec"]["template"]["metadata"]["annotations"][ANNOTATION] = json!("new");
+    let churn = detect_deriving(Kind::StatefulSet, &old, &new, linked).unwrap();
+    assert_eq!(
+        paths(&churn),
+        [("spec.template.spec.containers[*].env", Rule::None)]
+    );
+    assert_eq!(churn.checksum_only_rollout, None);
+}

@@ -20,6 +20,7 @@ use crate::normalize::{
     SortKey, normalize_data, normalize_object_sets,
 };
 use crate::recognize::at;
+use crate::workload::WorkloadKind;
 pub use file::{API_VERSION, KIND};
 use file::{AlgorithmSpec, FormatSpec, ModeSpec, OperatorSpec, RuleSpec, RulesFile, SelectorSpec};
 pub use position::Position;
@@ -46,7 +47,7 @@ pub struct Rule {
     pub action: Action,
     pub workload: Option<WorkloadLink>,
     /// From the built-in preset (its workload link runs in the webhook's
-    /// Deployment checksum sync).
+    /// checksum sync, for Deployments).
     pub builtin: bool,
 }
 
@@ -435,10 +436,6 @@ fn nearest(positions: &HashMap<String, Position>, path: &str) -> Option<Position
     }
 }
 
-/// Kinds whose pod template can follow a ConfigMap's checksum (the webhook
-/// receives Deployments only).
-const WORKLOAD_KINDS: [&str; 1] = ["Deployment"];
-
 /// The checks of one file, collecting every problem rather than the first.
 #[derive(Default)]
 struct Check {
@@ -593,13 +590,14 @@ impl Check {
         };
         let workload = spec.workload.map(|workload| {
             let workload_at = format!("{at}.workload");
-            if !WORKLOAD_KINDS.contains(&workload.kind.as_str()) {
+            if WorkloadKind::named(&workload.kind).is_none() {
+                let kinds: Vec<&str> = WorkloadKind::ALL.iter().map(|kind| kind.name()).collect();
                 self.problem(
                     format!("{workload_at}.kind"),
                     format!(
-                        "is {:?}; a workload is one of {}",
+                        "is {:?}; a workload is one of {} (a Job's pod template cannot change; a CronJob's is not at spec.template)",
                         workload.kind,
-                        WORKLOAD_KINDS.join(", ")
+                        kinds.join(", ")
                     ),
                 );
             }

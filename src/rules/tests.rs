@@ -156,7 +156,7 @@ rules:
             "line 9 column 5: rules[0].format: a data key is read from a ConfigMap, not a Secret",
             "line 17 column 5: rules[1].key: is for formats yaml and json; format object reorders the object's own fields",
             "line 20 column 5: rules[1].checksum: needs a data key (formats yaml and json)",
-            "line 27 column 7: rules[2].workload.kind: is \"Job\"; a workload is one of Deployment",
+            "line 27 column 7: rules[2].workload.kind: is \"Job\"; a workload is one of Deployment, StatefulSet, DaemonSet (a Job's pod template cannot change; a CronJob's is not at spec.template)",
             "line 26 column 5: rules[2].workload: follows a checksum, and the rule declares none",
             "line 29 column 7: rules[2].workload.configMap: needs exactly one of volume, env and nameTemplate",
         ]
@@ -252,6 +252,40 @@ rules:
                 .to_string()
                 .contains("needs exactly one of volume, env and nameTemplate"),
             "{refused}: {error}"
+        );
+    }
+}
+
+#[test]
+fn statefulsets_and_daemonsets_are_workloads_and_jobs_are_not() {
+    let rules = |kind: &str| {
+        RuleSet::from_yaml(&format!(
+            "apiVersion: {API_VERSION}\nkind: {KIND}\nrules:\n- name: hosts\n  match: {{kind: ConfigMap}}\n  key: hosts.json\n  format: json\n  sets: [{{path: ., by: .}}]\n  checksum: {{annotation: example.com/sha, algorithm: sha256}}\n  workload: {{kind: {kind}, selector: {{matchLabels: {{app: egress}}}}, annotation: example.com/sha, configMap: {{volume: hosts}}}}\n"
+        ))
+    };
+    let object = json!({"metadata": {"labels": {"app": "egress"}}});
+    for kind in ["StatefulSet", "DaemonSet"] {
+        let rules = rules(kind).unwrap_or_else(|error| panic!("{kind}: {error}"));
+        let own = ObjectKind {
+            api_version: Some("apps/v1"),
+            kind,
+        };
+        assert!(rules.workload_rule_for(own, &object).is_some(), "{kind}");
+        // A link names one kind: a Deployment with the same labels is not it.
+        let deployment = ObjectKind {
+            api_version: Some("apps/v1"),
+            kind: "Deployment",
+        };
+        assert!(
+            rules.workload_rule_for(deployment, &object).is_none(),
+            "{kind}"
+        );
+    }
+    for kind in ["Job", "CronJob", "ReplicaSet"] {
+        let error = rules(kind).expect_err(kind).to_string();
+        assert!(
+            error.contains(&format!("rules[0].workload.kind: is {kind:?}; a workload is one of Deployment, StatefulSet, DaemonSet (a Job's pod template cannot change; a CronJob's is not at spec.template)")),
+            "{error}"
         );
     }
 }

@@ -19,7 +19,7 @@ use super::{ServeError, Server, ServerOptions};
 use crate::admission::Admission;
 use crate::certificates::authority::Policy;
 use crate::certificates::self_managed::{SelfManagedError, SelfManagedTls, Settings};
-use crate::checksum_sync::RunconfigChecksumSync;
+use crate::checksum_sync::WorkloadChecksumSync;
 use crate::metrics::Metrics;
 
 /// How long `serve --self-managed-tls` tries to get its first certificate
@@ -262,7 +262,7 @@ fn serve(args: ServeArgs) -> Result<(), ServeError> {
     runtime.block_on(async move {
         let metrics = Arc::new(Metrics::new());
         let mut deployments =
-            RunconfigChecksumSync::connect(args.kubeconfig.as_deref(), metrics.clone()).await?;
+            WorkloadChecksumSync::connect(args.kubeconfig.as_deref(), metrics.clone()).await?;
         let rules = rules.map(|(rules, path, served)| {
             let cell = Arc::new(arc_swap::ArcSwap::from_pointee(rules));
             (cell, path, served)
@@ -280,7 +280,7 @@ fn serve(args: ServeArgs) -> Result<(), ServeError> {
             }
             None => None,
         };
-        let mut admission = Admission::new(metrics).with_deployment_mutator(Arc::new(deployments));
+        let mut admission = Admission::new(metrics).with_workload_mutator(Arc::new(deployments));
         let mut options = args.server_options();
         if let Some((cell, path, served)) = rules {
             admission = admission.with_rules(cell);

@@ -5,15 +5,9 @@
 use std::collections::HashMap;
 
 use crate::cluster::{DiscoveredResource, Lister, Resource};
+use crate::workload::{self, WorkloadKind};
 
 use super::AuditError;
-
-/// Kinds known without discovery: apiVersion, kind, plural. A rule may
-/// leave out the apiVersion of these. Adding a workload kind is one line.
-const KNOWN: &[(&str, &str, &str)] = &[
-    ("v1", "ConfigMap", "configmaps"),
-    ("apps/v1", "Deployment", "deployments"),
-];
 
 /// Resolved kinds, and discovery documents already read.
 #[derive(Debug, Default)]
@@ -68,13 +62,17 @@ impl Kinds {
     }
 }
 
+/// Kinds known without discovery (a rule may leave out their apiVersion):
+/// ConfigMap, and every workload kind a link may name.
 fn known(api_version: Option<&str>, kind: &str) -> Option<Resource> {
-    KNOWN
-        .iter()
-        .find(|(known_version, known_kind, _)| {
-            *known_kind == kind && api_version.is_none_or(|wanted| wanted == *known_version)
-        })
-        .map(|(api_version, kind, plural)| Resource::new(api_version, kind, plural, true))
+    let (version, plural) = match WorkloadKind::named(kind) {
+        Some(workload) => (workload::API_VERSION, workload.resource()),
+        None if kind == "ConfigMap" => ("v1", "configmaps"),
+        None => return None,
+    };
+    api_version
+        .is_none_or(|wanted| wanted == version)
+        .then(|| Resource::new(version, kind, plural, true))
 }
 
 #[cfg(test)]
@@ -86,6 +84,19 @@ mod tests {
         assert_eq!(known(None, "ConfigMap"), Some(Resource::configmaps()));
         assert_eq!(known(Some("v1"), "ConfigMap"), Some(Resource::configmaps()));
         assert_eq!(known(None, "Deployment"), Some(Resource::deployments()));
+        assert_eq!(
+            known(Some("apps/v1"), "StatefulSet"),
+            Some(Resource::new(
+                "apps/v1",
+                "StatefulSet",
+                "statefulsets",
+                true
+            ))
+        );
+        assert_eq!(
+            known(None, "DaemonSet").map(|resource| resource.plural),
+            Some("daemonsets".to_owned())
+        );
         // Another version of a built-in kind goes to discovery.
         assert_eq!(known(Some("apps/v1beta2"), "Deployment"), None);
         assert_eq!(known(Some("example.com/v1"), "ListenerSet"), None);
