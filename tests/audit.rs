@@ -177,6 +177,10 @@ fn deployments_in(namespace: &str) -> String {
     format!("/apis/apps/v1/namespaces/{namespace}/deployments")
 }
 
+fn replicasets_in(namespace: &str) -> String {
+    format!("/apis/apps/v1/namespaces/{namespace}/replicasets")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_namespace_is_listed_with_label_selectors_and_reported_as_a_table() {
     let cluster = cluster().await;
@@ -218,7 +222,7 @@ async fn one_namespace_is_listed_with_label_selectors_and_reported_as_a_table() 
         ]
     );
     assert!(
-        table.contains("backends_order: sorted 5 backends by name in config.yaml\n"),
+        table.contains("backends_order: sorted 5 backends by name in config.yaml; only the order of: config.yaml: backends\n"),
         "{table}"
     );
     assert!(
@@ -234,13 +238,15 @@ async fn one_namespace_is_listed_with_label_selectors_and_reported_as_a_table() 
         "{table}"
     );
 
-    // Exactly two namespaced lists, each with its label selector and a limit.
+    // Exactly three namespaced lists, each with its label selector and a
+    // limit: the vMCP objects, and the vMCP Deployment's ReplicaSets.
     let paths: Vec<String> = api.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(
         paths,
         [
             configmaps_in("toolhive-system"),
-            deployments_in("toolhive-system")
+            deployments_in("toolhive-system"),
+            replicasets_in("toolhive-system"),
         ]
     );
     let configmaps = api.list_queries(&configmaps_in("toolhive-system"));
@@ -294,7 +300,10 @@ async fn all_namespaces_are_read_page_by_page_and_reported_as_json() {
             "finding": "backends_order",
             "effect": "would_change",
             "reason": null,
-            "detail": "sorted 5 backends by name in config.yaml",
+            "detail": "sorted 5 backends by name in config.yaml; only the order of: config.yaml: backends",
+            "paths": ["config.yaml: backends"],
+            "rule": "toolhive-vmcp",
+            "mode": "mutate",
         })
     );
     let named: Vec<(&str, &str, &str)> = findings
@@ -334,12 +343,19 @@ async fn all_namespaces_are_read_page_by_page_and_reported_as_json() {
         );
     }
     assert_eq!(api.list_queries(DEPLOYMENTS_ALL).len(), 4);
-    assert!(
-        api.requests()
-            .iter()
-            .all(|r| r.path == CONFIGMAPS_ALL || r.path == DEPLOYMENTS_ALL),
-        "{:?}",
-        api.requests()
+    // And each Deployment's ReplicaSets, in its own namespace.
+    let mut replicasets: Vec<String> = api
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .filter(|path| path != CONFIGMAPS_ALL && path != DEPLOYMENTS_ALL)
+        .collect();
+    replicasets.sort();
+    assert_eq!(
+        replicasets,
+        (0..7)
+            .map(|i| replicasets_in(&format!("ns-{i}")))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -1268,7 +1284,7 @@ async fn forbidden_replicasets_leave_the_history_out_with_one_note() {
 
 /// `--rules preset` judges the vMCP objects as the plain audit does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_preset_as_rules_finds_what_the_plain_audit_finds() {
+async fn without_rules_the_audit_runs_the_preset() {
     let cluster = cluster().await;
     let api = &cluster.api;
     api.insert(configmap("toolhive-system", "demo-vmcp", false));
@@ -1295,10 +1311,14 @@ async fn the_preset_as_rules_finds_what_the_plain_audit_finds() {
         .await;
     assert_eq!(plain.status.code(), Some(3));
     assert_eq!(preset.status.code(), Some(3));
-    let mut expected = codes(&plain);
-    // The preset names the reordered list by path too.
-    expected[0]
-        .3
-        .push_str("; only the order of: config.yaml: backends");
-    assert_eq!(codes(&preset), expected);
+    // Without a rules file the audit runs the preset: the same report.
+    assert_eq!(stdout(&plain), stdout(&preset));
+    let found = codes(&plain);
+    assert_eq!(found[0].2, "backends_order");
+    assert!(
+        found[0]
+            .3
+            .ends_with("; only the order of: config.yaml: backends"),
+        "{found:?}"
+    );
 }

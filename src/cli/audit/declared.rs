@@ -75,7 +75,8 @@ pub async fn scan(
             scope: Scope::AllNamespaces,
             configmaps: 0,
             deployments: 0,
-            others: Some(0),
+            // The preset matches only ConfigMaps and Deployments.
+            others: (!rules.is_preset()).then_some(0),
             findings: Vec::new(),
             notes: Vec::new(),
         },

@@ -5,10 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::normalize::{
-    Change, ChecksumSync, Outcome, Unsynced, UnsyncedReason, normalize_configmap,
-    sync_to_canonical_checksum,
-};
+use crate::normalize::{Change, ChecksumSync, Outcome, Unsynced};
 use crate::order_churn::{Kind as DetectorKind, detect_ignoring};
 use crate::recognize::{CONTENT_CHECKSUM_ANNOTATION, RUNCONFIG_CHECKSUM_ANNOTATION, at};
 use crate::rules::{Action, Mode, Rule};
@@ -170,45 +167,6 @@ fn change_code(change: &Change) -> (Code, Effect, Option<&'static str>) {
     }
 }
 
-/// The findings for a vMCP ConfigMap, given `canonical`, the core's
-/// `canonical_content_checksum` of it.
-pub fn configmap_findings(configmap: &Value, canonical: &Result<String, Unsynced>) -> Vec<Finding> {
-    let finding = |finding: Code, effect: Effect, reason: Option<&'static str>, detail: String| {
-        Finding::about(configmap, "ConfigMap", finding, effect, reason, detail)
-    };
-    let mut findings = Vec::new();
-    match normalize_configmap(configmap) {
-        Outcome::NotVmcp => return findings,
-        Outcome::Unchanged => {}
-        Outcome::Normalized(normalized) => {
-            for change in &normalized.changes {
-                let (code, effect, reason) = change_code(change);
-                findings.push(finding(code, effect, reason, change.to_string()));
-            }
-        }
-        Outcome::Refused(refusal) => {
-            findings.push(finding(
-                Code::Refused,
-                Effect::CannotNormalize,
-                Some(refusal.reason.as_str()),
-                refusal.to_string(),
-            ));
-            return findings;
-        }
-    }
-    if let Err(unsynced) = canonical
-        && unsynced.reason == UnsyncedReason::NoContentChecksum
-    {
-        findings.push(finding(
-            Code::ContentChecksumMissing,
-            Effect::Note,
-            None,
-            "no toolhive.stacklok.dev/content-checksum annotation (never added)".to_owned(),
-        ));
-    }
-    findings
-}
-
 /// The findings for an object `rule` matched first, from `outcome`, the
 /// core's [`Rule::apply`] of it (what the webhook would act on). `paths`
 /// name the lists that differ from the canonical form only in order (see
@@ -358,27 +316,6 @@ pub fn order_paths(
     }
 }
 
-/// The findings for a vMCP Deployment that mounts ConfigMap `configmap`:
-/// `canonical` is that ConfigMap's canonical checksum (the core's
-/// `canonical_content_checksum`), or `None` when it does not exist.
-pub fn deployment_findings(
-    deployment: &Value,
-    configmap: &str,
-    canonical: Option<&Result<String, Unsynced>>,
-) -> Vec<Finding> {
-    let Some(canonical) = canonical else {
-        return configmap_missing(deployment, "Deployment", configmap);
-    };
-    let sync = sync_to_canonical_checksum(deployment, || canonical.clone());
-    workload_findings(
-        deployment,
-        "Deployment",
-        RUNCONFIG_CHECKSUM_ANNOTATION,
-        configmap,
-        sync,
-    )
-}
-
 /// A workload whose ConfigMap `configmap` does not exist.
 pub fn configmap_missing(workload: &Value, kind: &str, configmap: &str) -> Vec<Finding> {
     let (namespace, _) = identity(workload);
@@ -447,7 +384,8 @@ fn short(checksum: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::canonical_content_checksum;
+    use crate::normalize::{canonical_content_checksum, sync_to_canonical_checksum};
+    use crate::rules::{ObjectKind, RuleSet};
 
     const BUGGY: &str = "9ba036ba5342c5f43365d8ac13e4c6c642149f4d9519cf690e5147e78d60dc48";
     const CANONICAL: &str = "32cf106c9df1f5bf6fd492475eb31e30bd0e14a00f18b61ccbc9b589f10501ee";
@@ -464,8 +402,34 @@ mod tests {
             .collect()
     }
 
+    /// What the audit's scan finds for a ConfigMap, by the preset.
     fn configmap(configmap: &Value) -> Vec<Finding> {
-        configmap_findings(configmap, &canonical_content_checksum(configmap))
+        let rules = RuleSet::preset();
+        let applied = rules.apply(ObjectKind::of(configmap).unwrap(), configmap);
+        match applied.rule {
+            None => Vec::new(),
+            Some(rule) => rule_findings(configmap, "ConfigMap", rule, &applied.outcome, &[]),
+        }
+    }
+
+    /// What the audit's scan finds for a vMCP Deployment that mounts
+    /// `configmap`, whose canonical checksum is `canonical` (`None`: absent).
+    fn deployment_findings(
+        deployment: &Value,
+        configmap: &str,
+        canonical: Option<&Result<String, Unsynced>>,
+    ) -> Vec<Finding> {
+        let Some(canonical) = canonical else {
+            return configmap_missing(deployment, "Deployment", configmap);
+        };
+        let sync = sync_to_canonical_checksum(deployment, || canonical.clone());
+        workload_findings(
+            deployment,
+            "Deployment",
+            RUNCONFIG_CHECKSUM_ANNOTATION,
+            configmap,
+            sync,
+        )
     }
 
     #[test]

@@ -1,13 +1,10 @@
-//! `vmcp-normalizer audit`: which vMCP objects of a live cluster are out of
-//! canonical form, and why. It only reads (RBAC: `list` on configmaps and
-//! deployments.apps; with `--rules`, on each rule's kind and on
-//! replicasets.apps too).
+//! `vmcp-normalizer audit`: which objects of a live cluster are out of
+//! canonical form, and why, as the webhook's rules (the built-in preset
+//! without `--rules`) judge them. It only reads (RBAC: `list` on each
+//! rule's kind and its workload's, and on replicasets.apps for the rollout
+//! history; see [`declared`], which does the work).
 //!
-//! ConfigMaps are listed first, a page at a time, each judged by the core as
-//! it arrives; only each vMCP ConfigMap's canonical checksum is kept, for
-//! the Deployments listed next. Memory is one page plus those checksums and
-//! the findings. The report is written only when every page was read.
-//! `--rules` does the same for every rule (see [`declared`]).
+//! The report is written only when every page was read.
 
 mod declared;
 mod findings;
@@ -15,19 +12,14 @@ mod history;
 mod kinds;
 mod report;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use findings::Effect;
 use report::Report;
 
-use crate::cluster::{ClusterError, ListQuery, Lister, Resource, Scope, load_config};
-use crate::normalize::{ChecksumSource, Unsynced, canonical_content_checksum, checksum_source};
-use crate::recognize::{is_vmcp_configmap, vmcp_configmap_selector, vmcp_deployment_selector};
+use crate::cluster::{ClusterError, Lister, Scope, load_config};
 use crate::rules::RuleSet;
 
 use super::normalize::{EXIT_BAD_INPUT, EXIT_NOT_NORMALIZED, EXIT_OK, EXIT_WOULD_CHANGE};
@@ -155,10 +147,6 @@ pub fn run(args: &AuditArgs, stdout: &mut dyn Write, stderr: &mut dyn Write, pro
     }
 }
 
-/// Each vMCP ConfigMap's canonical checksum (or why there is none), by
-/// namespace and name; `None` for one looked up and found absent.
-type Checksums = HashMap<(String, String), Option<Result<String, Unsynced>>>;
-
 /// Read the cluster and judge every vMCP object in scope, or with `rules`
 /// every object they match.
 async fn scan(
@@ -173,95 +161,16 @@ async fn scan(
         (None, false) => Scope::Namespace(config.default_namespace.clone()),
     };
     let lister = Lister::new(config, args.request_timeout, args.chunk_size)?;
-    if let Some(rules) = rules {
-        return declared::scan(rules, &lister, scope, progress).await;
-    }
-    let mut report = Report {
-        scope: scope.clone(),
-        configmaps: 0,
-        deployments: 0,
-        others: None,
-        findings: Vec::new(),
-        notes: Vec::new(),
+    // Without a rules file, the built-in preset: what the webhook runs.
+    let preset;
+    let rules = match rules {
+        Some(rules) => rules,
+        None => {
+            preset = RuleSet::preset();
+            &preset
+        }
     };
-    let mut checksums = Checksums::new();
-
-    let mut pages = lister.pages(ListQuery {
-        resource: Resource::configmaps(),
-        scope: scope.clone(),
-        label_selector: Some(vmcp_configmap_selector()),
-        field_selector: None,
-    });
-    while let Some(items) = pages.next().await? {
-        for configmap in &items {
-            let canonical = canonical_content_checksum(configmap);
-            if is_vmcp_configmap(configmap) {
-                report.configmaps += 1;
-                report
-                    .findings
-                    .extend(findings::configmap_findings(configmap, &canonical));
-            }
-            checksums.insert(findings::identity(configmap), Some(canonical));
-        }
-        progress.show(&report, "configmaps", pages.pages_read());
-    }
-
-    let mut pages = lister.pages(ListQuery {
-        resource: Resource::deployments(),
-        scope,
-        label_selector: Some(vmcp_deployment_selector()),
-        field_selector: None,
-    });
-    while let Some(items) = pages.next().await? {
-        for deployment in &items {
-            let found = match checksum_source(deployment) {
-                ChecksumSource::NotVmcp => continue,
-                ChecksumSource::NoRunconfigChecksum => Vec::new(),
-                ChecksumSource::Unusable(unsynced) => {
-                    findings::unsynced_finding(deployment, "Deployment", &unsynced)
-                }
-                ChecksumSource::ConfigMap { name, .. } => {
-                    let canonical =
-                        configmap_checksum(&lister, &mut checksums, deployment, name).await?;
-                    findings::deployment_findings(deployment, name, canonical)
-                }
-            };
-            report.deployments += 1;
-            report.findings.extend(found);
-        }
-        progress.show(&report, "deployments", pages.pages_read());
-    }
-    Ok(report)
-}
-
-/// The canonical checksum of the ConfigMap `name` a Deployment mounts. One
-/// without the vmcp-config label was not listed: it is read by name (a
-/// `list` with a field selector, so `list` stays the only permission), and
-/// the core says why it cannot be followed.
-async fn configmap_checksum<'c>(
-    lister: &Lister,
-    checksums: &'c mut Checksums,
-    deployment: &Value,
-    name: &str,
-) -> Result<Option<&'c Result<String, Unsynced>>, ClusterError> {
-    let (namespace, _) = findings::identity(deployment);
-    let key = (namespace.clone(), name.to_owned());
-    if !checksums.contains_key(&key) {
-        let mut pages = lister.pages(ListQuery {
-            resource: Resource::configmaps(),
-            scope: Scope::Namespace(namespace),
-            label_selector: None,
-            field_selector: Some(format!("metadata.name={name}")),
-        });
-        let mut found = None;
-        while let Some(items) = pages.next().await? {
-            if let Some(configmap) = items.iter().find(|c| findings::identity(c).1 == name) {
-                found = Some(canonical_content_checksum(configmap));
-            }
-        }
-        checksums.insert(key.clone(), found);
-    }
-    Ok(checksums.get(&key).and_then(Option::as_ref))
+    declared::scan(rules, &lister, scope, progress).await
 }
 
 /// The progress line on a terminal's stderr, redrawn in place.
