@@ -7,11 +7,13 @@
 #
 #   bench/audit.sh                      # 10,000 vMCPs; pages of 50, 500, 5000
 #   VMCPS=1000 CHUNKS="100 1000" bench/audit.sh
+#   AUDIT_ARGS=--no-history bench/audit.sh   # without the rollout history
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VMCPS=${VMCPS:-10000}
 CHUNKS=${CHUNKS:-50 500 5000}
+AUDIT_ARGS=${AUDIT_ARGS:-}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 
@@ -28,9 +30,9 @@ done
 
 for chunk in $CHUNKS; do
     status=0
-    /usr/bin/time -q -f "  audit -A --chunk-size $chunk: %e s wall, %U + %S s CPU, %M KB peak RSS" \
+    /usr/bin/time -q -f "  audit -A --chunk-size $chunk $AUDIT_ARGS: %e s wall, %U + %S s CPU, %M KB peak RSS" \
         target/release/vmcp-normalizer audit --kubeconfig "$OUT/kubeconfig" -A \
-        --chunk-size "$chunk" -o json > "$OUT/audit-$chunk.json" || status=$?
+        --chunk-size "$chunk" -o json $AUDIT_ARGS > "$OUT/audit-$chunk.json" || status=$?
     findings=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['scanned'], len(r['findings']), 'findings')" "$OUT/audit-$chunk.json")
     echo "    exit $status, $findings"
 done

@@ -1224,6 +1224,15 @@ async fn rollout_history_reports_checksum_only_rollouts_and_order_churn() {
         );
         assert_eq!(query["limit"], "2");
     }
+
+    // --no-history: no ReplicaSet is asked for, and no history finding.
+    let skipped = cluster
+        .audit(&["-n", "toolhive-system", "--no-history", "-o", "json"])
+        .await;
+    assert_eq!(skipped.status.code(), Some(0), "{}", stderr(&skipped));
+    let report: Value = serde_json::from_str(&stdout(&skipped)).unwrap();
+    assert_eq!(report["findings"], json!([]), "{report:#}");
+    assert_eq!(cluster.api.list_queries(REPLICASETS).len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,6 +41,7 @@ pub async fn scan(
     rules: &RuleSet,
     lister: &Lister,
     scope: Scope,
+    read_history: bool,
     progress: &mut Progress<'_>,
 ) -> Result<Report, AuditError> {
     // Every kind is resolved first: an unknown one fails before any list.
@@ -81,7 +82,7 @@ pub async fn scan(
             notes: Vec::new(),
         },
         checksums: Checksums::new(),
-        history_forbidden: false,
+        read_history,
     };
     scan.report.scope = scan.scope.clone();
     for (index, (rule, target)) in rules.rules().iter().zip(&targets).enumerate() {
@@ -102,8 +103,9 @@ struct Scan<'a> {
     scope: Scope,
     report: Report,
     checksums: Checksums,
-    /// Listing ReplicaSets was refused once: not asked again.
-    history_forbidden: bool,
+    /// Whether to read the rollout history; false once listing ReplicaSets
+    /// was refused (not asked again).
+    read_history: bool,
 }
 
 impl Scan<'_> {
@@ -290,7 +292,7 @@ impl Scan<'_> {
         let Some(selector) = history::replicaset_selector(deployment) else {
             return Ok(Vec::new());
         };
-        if self.history_forbidden || uid.is_empty() {
+        if !self.read_history || uid.is_empty() {
             return Ok(Vec::new());
         }
         let mut pages = self.lister.pages(ListQuery {
@@ -309,7 +311,7 @@ impl Scan<'_> {
                 Err(ClusterError::Forbidden {
                     code: 403, listing, ..
                 }) => {
-                    self.history_forbidden = true;
+                    self.read_history = false;
                     self.report.notes.push(format!(
                         "rollout history was not read: {listing} is forbidden; grant `list` on replicasets.apps (apiGroups: [\"apps\"], resources: [\"replicasets\"]) to report checksum_only_rollouts and order_churn"
                     ));
