@@ -142,7 +142,7 @@ impl WorkloadChecksumSync {
             ClientConfig::Absent { why } => {
                 tracing::warn!(
                     %why,
-                    "no Kubernetes API access: Deployments pass through unchanged (set --kubeconfig)"
+                    "no Kubernetes API access: workloads (Deployments, StatefulSets, DaemonSets) pass through unchanged (set --kubeconfig)"
                 );
                 Ok(Self::without_lookups(metrics))
             }

@@ -556,7 +556,7 @@ async fn api_access_from_the_environment() {
     // Nothing anywhere: the server starts, without lookups, and says why.
     let mut process = serve(&[("HOME", empty_home.path().as_os_str())]);
     let line = process.wait_for_log(
-        "no Kubernetes API access: Deployments pass through unchanged (set --kubeconfig)",
+        "no Kubernetes API access: workloads (Deployments, StatefulSets, DaemonSets) pass through unchanged (set --kubeconfig)",
     );
     assert!(
         line["why"].as_str().unwrap().contains("not in a cluster"),

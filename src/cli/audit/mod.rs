@@ -189,9 +189,13 @@ impl<'w> Progress<'w> {
 
     fn show(&mut self, report: &Report, listing: &str, page: usize) {
         if let Some(out) = self.out.as_mut() {
+            let others = match report.others {
+                None => String::new(),
+                Some(others) => format!(", {others} other objects"),
+            };
             let _ = write!(
                 out,
-                "\r\x1b[Kaudit {}: {listing} page {page}; {} vMCP ConfigMaps, {} vMCP Deployments, {} findings",
+                "\r\x1b[Kaudit {}: {listing} page {page}; {} ConfigMaps, {} Deployments{others}, {} findings",
                 report.scope,
                 report.configmaps,
                 report.deployments,
@@ -231,8 +235,8 @@ mod tests {
         progress.clear();
         assert_eq!(
             String::from_utf8(terminal).unwrap(),
-            "\r\x1b[Kaudit in all namespaces: configmaps page 1; 3 vMCP ConfigMaps, 0 vMCP Deployments, 0 findings\
-             \r\x1b[Kaudit in all namespaces: configmaps page 2; 3 vMCP ConfigMaps, 0 vMCP Deployments, 0 findings\
+            "\r\x1b[Kaudit in all namespaces: configmaps page 1; 3 ConfigMaps, 0 Deployments, 0 findings\
+             \r\x1b[Kaudit in all namespaces: configmaps page 2; 3 ConfigMaps, 0 Deployments, 0 findings\
              \r\x1b[K"
         );
         // Not a terminal: nothing at all.
