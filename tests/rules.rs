@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::Command;
+use common::process::run;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +16,6 @@ use vmcp_normalizer::admission::Admission;
 use vmcp_normalizer::metrics::Metrics;
 use vmcp_normalizer::normalize::{Outcome, RefusalReason};
 use vmcp_normalizer::rules::{ObjectKind, PRESET, RuleSet};
-
-const BIN: &str = env!("CARGO_BIN_EXE_vmcp-normalizer");
 
 fn fixture_text(name: &str) -> String {
     std::fs::read_to_string(format!(
@@ -337,19 +335,6 @@ async fn churn_in_a_declared_set_is_counted_as_declared() {
     );
 }
 
-fn run(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(BIN)
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
-
 #[test]
 fn rules_check_reports_each_problem_with_line_and_column() {
     let (code, stdout, _) = run(&["rules", "check", "tests/fixtures/rules/declared-sets.yaml"]);
@@ -556,25 +541,41 @@ fn serve_refuses_to_start_with_a_bad_rules_file() {
     );
 }
 
+/// A rules file linking Deployments labelled `app: egress` to the JSON set
+/// `hosts.json` (plain SHA-256), the workload naming its ConfigMap by
+/// `config_map`; and a manifest of such a Deployment (pod spec `pod_spec`,
+/// indented for `template`) and ConfigMap `configmap`, both checksums stale.
+fn egress_link(
+    config_map: &str,
+    pod_spec: &str,
+    configmap: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!("apiVersion: vmcp-normalizer.io/v1alpha1\nkind: NormalizationRules\nrules:\n- name: hosts\n  match: {{kind: ConfigMap, selector: {{matchLabels: {{app: egress}}}}}}\n  key: hosts.json\n  format: json\n  sets: [{{path: ., by: .}}]\n  checksum: {{annotation: example.com/hosts-sha256, algorithm: sha256}}\n  workload:\n    kind: Deployment\n    selector: {{matchLabels: {{app: egress}}}}\n    annotation: example.com/hosts-sha256\n    configMap: {config_map}\n"),
+    )
+    .unwrap();
+    let manifest = dir.path().join("egress.yaml");
+    std::fs::write(
+        &manifest,
+        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: proxy\n  labels: {{app: egress}}\nspec:\n  template:\n    metadata:\n      annotations:\n        example.com/hosts-sha256: \"{STALE}\"\n{pod_spec}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {configmap}\n  labels: {{app: egress}}\n  annotations:\n    example.com/hosts-sha256: \"{STALE}\"\ndata:\n  hosts.json: '[\"b\",\"a\"]'\n"),
+    )
+    .unwrap();
+    (dir, rules, manifest)
+}
+
+const STALE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Python: hashlib.sha256(b'["a","b"]').hexdigest()
+const HOSTS_CANONICAL: &str = "0473ef2dc0d324ab659d3580c1134e9d812035905c4781fdd6d529b0c6860e13";
+
 /// `normalize` keeps a rule's workload link in step offline, as the webhook
 /// does live: the Deployment's annotation takes the checksum of the
 /// canonical ConfigMap of the same input.
 #[test]
 fn normalize_keeps_a_rules_workload_link_in_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yaml");
-    std::fs::write(
-        &rules,
-        "apiVersion: vmcp-normalizer.io/v1alpha1\nkind: NormalizationRules\nrules:\n- name: hosts\n  match: {kind: ConfigMap, selector: {matchLabels: {app: egress}}}\n  key: hosts.json\n  format: json\n  sets: [{path: ., by: .}]\n  checksum: {annotation: example.com/hosts-sha256, algorithm: sha256}\n  workload:\n    kind: Deployment\n    selector: {matchLabels: {app: egress}}\n    annotation: example.com/hosts-sha256\n    configMap: {nameTemplate: '{name}-hosts'}\n",
-    )
-    .unwrap();
-    let manifest = dir.path().join("egress.yaml");
-    let stale = "0000000000000000000000000000000000000000000000000000000000000000";
-    std::fs::write(
-        &manifest,
-        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: proxy\n  labels: {{app: egress}}\nspec:\n  template:\n    metadata:\n      annotations:\n        example.com/hosts-sha256: \"{stale}\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: proxy-hosts\n  labels: {{app: egress}}\n  annotations:\n    example.com/hosts-sha256: \"{stale}\"\ndata:\n  hosts.json: '[\"b\",\"a\"]'\n"),
-    )
-    .unwrap();
+    let (_dir, rules, manifest) = egress_link("{nameTemplate: '{name}-hosts'}", "", "proxy-hosts");
     let (code, stdout, stderr) = run(&[
         "normalize",
         "--rules",
@@ -582,31 +583,17 @@ fn normalize_keeps_a_rules_workload_link_in_step() {
         manifest.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stderr}");
-    // Python: hashlib.sha256(b'["a","b"]').hexdigest()
-    let canonical = "0473ef2dc0d324ab659d3580c1134e9d812035905c4781fdd6d529b0c6860e13";
-    assert_eq!(stdout.matches(canonical).count(), 2, "{stdout}");
+    assert_eq!(stdout.matches(HOSTS_CANONICAL).count(), 2, "{stdout}");
     assert!(stdout.contains("hosts.json: '[\"a\",\"b\"]'"), "{stdout}");
-    assert!(!stdout.contains(stale), "{stdout}");
+    assert!(!stdout.contains(STALE), "{stdout}");
 }
 
 /// A workload that names its ConfigMap by an env `valueFrom` is kept in
 /// step offline too; `rules explain` says how it names it.
 #[test]
 fn normalize_follows_a_configmap_named_by_an_env_value_from() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yaml");
-    std::fs::write(
-        &rules,
-        "apiVersion: vmcp-normalizer.io/v1alpha1\nkind: NormalizationRules\nrules:\n- name: hosts\n  match: {kind: ConfigMap, selector: {matchLabels: {app: egress}}}\n  key: hosts.json\n  format: json\n  sets: [{path: ., by: .}]\n  checksum: {annotation: example.com/hosts-sha256, algorithm: sha256}\n  workload:\n    kind: Deployment\n    selector: {matchLabels: {app: egress}}\n    annotation: example.com/hosts-sha256\n    configMap: {env: HOSTS}\n",
-    )
-    .unwrap();
-    let manifest = dir.path().join("egress.yaml");
-    let stale = "0000000000000000000000000000000000000000000000000000000000000000";
-    std::fs::write(
-        &manifest,
-        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: proxy\n  labels: {{app: egress}}\nspec:\n  template:\n    metadata:\n      annotations:\n        example.com/hosts-sha256: \"{stale}\"\n    spec:\n      containers:\n      - name: proxy\n        env:\n        - name: HOSTS\n          valueFrom: {{configMapKeyRef: {{name: egress-hosts, key: hosts.json}}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: egress-hosts\n  labels: {{app: egress}}\n  annotations:\n    example.com/hosts-sha256: \"{stale}\"\ndata:\n  hosts.json: '[\"b\",\"a\"]'\n"),
-    )
-    .unwrap();
+    let pod_spec = "    spec:\n      containers:\n      - name: proxy\n        env:\n        - name: HOSTS\n          valueFrom: {configMapKeyRef: {name: egress-hosts, key: hosts.json}}\n";
+    let (_dir, rules, manifest) = egress_link("{env: HOSTS}", pod_spec, "egress-hosts");
     let (code, stdout, stderr) = run(&[
         "normalize",
         "--rules",
@@ -614,10 +601,8 @@ fn normalize_follows_a_configmap_named_by_an_env_value_from() {
         manifest.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stderr}");
-    // Python: hashlib.sha256(b'["a","b"]').hexdigest()
-    let canonical = "0473ef2dc0d324ab659d3580c1134e9d812035905c4781fdd6d529b0c6860e13";
-    assert_eq!(stdout.matches(canonical).count(), 2, "{stdout}");
-    assert!(!stdout.contains(stale), "{stdout}");
+    assert_eq!(stdout.matches(HOSTS_CANONICAL).count(), 2, "{stdout}");
+    assert!(!stdout.contains(STALE), "{stdout}");
     let (code, stdout, stderr) = run(&[
         "rules",
         "explain",

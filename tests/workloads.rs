@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::Command;
+use common::process::run;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -19,7 +19,6 @@ use vmcp_normalizer::metrics::Metrics;
 use vmcp_normalizer::rules::RuleSet;
 use vmcp_normalizer::server::ServerOptions;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vmcp-normalizer");
 const RULES: &str = "tests/fixtures/rules/workloads.yaml";
 const OBJECTS: &str = "tests/fixtures/rules/workloads-objects.yaml";
 const PEERS: &str = "example.com/peers-sha256";
@@ -268,19 +267,6 @@ async fn a_checksum_only_statefulset_rollout_is_counted() {
             .is_none(),
         "{answer}"
     );
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(BIN)
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
 }
 
 /// `normalize` keeps a StatefulSet and a DaemonSet in step offline when

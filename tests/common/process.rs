@@ -111,3 +111,18 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// Run the binary to completion with `args`, from the repository root: exit
+/// code (-1 when killed by a signal), stdout, stderr.
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_vmcp-normalizer"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    )
+}
