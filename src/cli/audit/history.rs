@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use crate::order_churn::{Kind, detect};
+use crate::order_churn::{Derived, Kind, LinkedChecksum, detect_deriving};
 use crate::recognize::at;
 
 /// The revision the Deployment controller stamps on each ReplicaSet.
@@ -139,27 +139,25 @@ enum Pair {
     Other,
 }
 
+/// The webhook's order-churn detector on two pod templates, as if a
+/// Deployment were updated from one to the other; the checksum annotation
+/// follows the ConfigMap and is no content of its own.
 fn compare_pair(old: &Value, new: &Value, checksum_annotation: Option<&str>) -> Pair {
-    if old == new {
-        return Pair::Other;
-    }
-    // The checksum follows the ConfigMap; it is no content of its own.
-    let without_checksum = |template: &Value| {
-        let mut template = template.clone();
-        if let Some(annotation) = checksum_annotation
-            && let Some(annotations) = template
-                .pointer_mut("/metadata/annotations")
-                .and_then(Value::as_object_mut)
-        {
-            annotations.remove(annotation);
-        }
-        json!({"spec": {"template": template}})
+    let deployment = |template: &Value| json!({"spec": {"template": template}});
+    let derived = Derived {
+        checksum: None,
+        workload: checksum_annotation.map(|annotation| LinkedChecksum {
+            annotation,
+            configmap: None,
+        }),
     };
-    let (old, new) = (without_checksum(old), without_checksum(new));
-    if old == new {
-        return Pair::ChecksumOnly;
-    }
-    match detect(Kind::Deployment, &old, &new) {
+    match detect_deriving(
+        Kind::Deployment,
+        &deployment(old),
+        &deployment(new),
+        derived,
+    ) {
+        Ok(churn) if churn.checksum_only_rollout.is_some() => Pair::ChecksumOnly,
         Ok(churn) if !churn.lists.is_empty() => {
             let mut paths: Vec<String> = churn.lists.into_iter().map(|list| list.path).collect();
             if churn.more {
