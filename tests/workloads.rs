@@ -218,7 +218,7 @@ async fn an_unlinked_statefulset_or_daemonset_passes_through() {
     let text = cluster.server.metrics_text().await;
     for (kind, count) in [("StatefulSet", 1), ("DaemonSet", 2)] {
         let series = format!(
-            r#"vmcp_normalizer_admission_requests_total{{kind="{kind}",operation="CREATE",outcome="skipped"}} {count}"#
+            r#"vmcp_normalizer_admission_requests_total{{kind="{kind}",operation="CREATE",outcome="not_vmcp"}} {count}"#
         );
         assert!(
             text.lines().any(|line| line == series),

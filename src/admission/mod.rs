@@ -451,11 +451,12 @@ impl Admission {
                 let kind = RuleKind::configmap();
                 rule_verdict(self.run_normalizer(rules, kind, object, large).await)
             }
-            Target::Workload(kind @ (WorkloadKind::StatefulSet | WorkloadKind::DaemonSet))
-                if rules.workload_rule_for(kind.object_kind(), &object).is_none() =>
+            Target::Workload(kind)
+                if rules.workload_rule_for(kind.object_kind(), &object).is_none()
+                    && rules.rule_for(kind.object_kind(), &object).is_some() =>
             {
-                // Not a linked workload: the rules that match the object
-                // itself, as for any other kind.
+                // Not a linked workload, and a rule matches the object
+                // itself: that rule, as for any other kind.
                 self.object_rules(request, rules, object, large).await
             }
             Target::Workload(kind) => {

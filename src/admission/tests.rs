@@ -806,3 +806,61 @@ fn workload_resources_are_routed_by_group_and_resource() {
     assert_eq!(target("batch", "jobs"), Target::Other);
     assert_eq!(target("batch", "cronjobs"), Target::Other);
 }
+
+/// A workload no link names, which a rule matches as an object, goes
+/// through that rule as any other kind does: a Deployment's pull secrets
+/// declared a set are put in order, with the preset still in force.
+#[tokio::test]
+async fn an_object_rule_applies_to_a_workload_no_link_names() {
+    let mut rules = RuleSet::preset().rules().to_vec();
+    rules.extend(
+        RuleSet::from_yaml(
+            "apiVersion: vmcp-normalizer.io/v1alpha1
+kind: NormalizationRules
+rules:
+  - name: pull-secrets
+    match: {apiVersion: apps/v1, kind: Deployment, selector: {matchLabels: {app: web}}}
+    format: object
+    sets: [{path: spec.template.spec.imagePullSecrets, by: name}]
+",
+        )
+        .expect("valid rules")
+        .rules()
+        .iter()
+        .cloned(),
+    );
+    let admission =
+        admission().with_rules(Arc::new(ArcSwap::from_pointee(RuleSet::from_rules(rules))));
+    let body = |labels: Value| {
+        serde_json::to_vec(&json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": UID,
+                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                "namespace": "team-a", "name": "web", "operation": "CREATE", "dryRun": false,
+                "object": {"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "web", "labels": labels},
+                    "spec": {"template": {"spec": {"imagePullSecrets": [{"name": "b"}, {"name": "a"}]}}}}
+            }
+        }))
+        .expect("encode review")
+    };
+    let patched = answer(&admission, &body(json!({"app": "web"}))).await;
+    let encoded = patched["response"]["patch"].as_str().expect("a patch");
+    let decoded = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64")
+    };
+    assert_eq!(
+        serde_json::from_slice::<Value>(&decoded).expect("JSON patch"),
+        json!([{"op": "replace", "path": "/spec/template/spec/imagePullSecrets",
+            "value": [{"name": "a"}, {"name": "b"}]}])
+    );
+    // Another Deployment: no rule matches it, nothing changes.
+    let other = answer(&admission, &body(json!({"app": "api"}))).await;
+    assert!(other["response"].get("patch").is_none(), "{other}");
+}
