@@ -758,8 +758,9 @@ async fn the_readme_json_example_is_real_output() {
     );
 }
 
-/// The README's RBAC examples grant `list` on exactly the three resources
-/// the audit reads (ReplicaSets for the rollout history), and bind it.
+/// The README's RBAC examples grant `list` on exactly the four resources
+/// the audit reads (ReplicaSets and ControllerRevisions for the rollout
+/// history), and bind it.
 #[test]
 fn the_readme_rbac_examples_grant_what_audit_lists() {
     let blocks = readme_blocks("### RBAC for `audit`", "yaml");
@@ -777,7 +778,7 @@ fn the_readme_rbac_examples_grant_what_audit_lists() {
             documents[0]["rules"],
             json!([
                 {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
-                {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["list"]},
+                {"apiGroups": ["apps"], "resources": ["deployments", "replicasets", "controllerrevisions"], "verbs": ["list"]},
             ])
         );
         assert_eq!(documents[1]["kind"], binding);
