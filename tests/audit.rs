@@ -1480,12 +1480,30 @@ async fn statefulset_and_daemonset_history_comes_from_controllerrevisions() {
 async fn forbidden_controllerrevisions_leave_the_history_out_with_one_note() {
     let cluster = cluster().await;
     let linked = revisions_cluster(&cluster);
-    // And a Deployment an object rule audits, whose history (env order
-    // churn) is in ReplicaSets: the refusal is only ControllerRevisions'.
+    // And, audited by object rules in this order, a StatefulSet no link
+    // names (the first to ask for ControllerRevisions) and a Deployment
+    // whose history (env order churn) is in ReplicaSets: the refusal is
+    // only ControllerRevisions'.
+    let object_rule = |name: &str, kind: &str| {
+        format!(
+            "  - name: {name}\n    match: {{apiVersion: apps/v1, kind: {kind}, selector: {{matchLabels: {{app: {name}}}}}}}\n    format: object\n    sets: [{{path: spec.template.spec.imagePullSecrets, by: name}}]\n"
+        )
+    };
     let rules = cluster.rules_file(&format!(
-        "{}  - name: web\n    match: {{apiVersion: apps/v1, kind: Deployment, selector: {{matchLabels: {{app: web}}}}}}\n    format: object\n    sets: [{{path: spec.template.spec.imagePullSecrets, by: name}}]\n",
-        std::fs::read_to_string(&linked).unwrap()
+        "{}{}{}",
+        std::fs::read_to_string(&linked).unwrap(),
+        object_rule("db", "StatefulSet"),
+        object_rule("web", "Deployment"),
     ));
+    cluster.api.insert(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"namespace": "edge", "name": "db", "uid": "uid-db", "labels": {"app": "db"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                         "spec": {"containers": [{"name": "db", "image": "db:1"}]}},
+        },
+    }));
     let web = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"namespace": "edge", "name": "web", "uid": "uid-web", "labels": {"app": "web"}},
@@ -1527,7 +1545,9 @@ async fn forbidden_controllerrevisions_leave_the_history_out_with_one_note() {
     cluster
         .api
         .fail("GET", CONTROLLERREVISIONS, Fault::Status(forbidden));
+    // Allowed, each of the three StatefulSets and DaemonSets asked.
     let before = cluster.api.count("GET", CONTROLLERREVISIONS);
+    assert_eq!(before, 3);
     let output = cluster.audit(&args).await;
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert_eq!(
