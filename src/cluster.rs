@@ -56,6 +56,10 @@ impl Resource {
         Self::new("apps/v1", "ReplicaSet", "replicasets", true)
     }
 
+    pub fn controllerrevisions() -> Self {
+        Self::new("apps/v1", "ControllerRevision", "controllerrevisions", true)
+    }
+
     /// The resource as RBAC and error messages name it: `configmaps`,
     /// `deployments.apps`.
     pub fn name(&self) -> String {

@@ -758,8 +758,9 @@ async fn the_readme_json_example_is_real_output() {
     );
 }
 
-/// The README's RBAC examples grant `list` on exactly the three resources
-/// the audit reads (ReplicaSets for the rollout history), and bind it.
+/// The README's RBAC examples grant `list` on exactly the four resources
+/// the audit reads (ReplicaSets and ControllerRevisions for the rollout
+/// history), and bind it.
 #[test]
 fn the_readme_rbac_examples_grant_what_audit_lists() {
     let blocks = readme_blocks("### RBAC for `audit`", "yaml");
@@ -777,7 +778,7 @@ fn the_readme_rbac_examples_grant_what_audit_lists() {
             documents[0]["rules"],
             json!([
                 {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
-                {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["list"]},
+                {"apiGroups": ["apps"], "resources": ["deployments", "replicasets", "controllerrevisions"], "verbs": ["list"]},
             ])
         );
         assert_eq!(documents[1]["kind"], binding);
@@ -1288,6 +1289,299 @@ async fn forbidden_replicasets_leave_the_history_out_with_one_note() {
     assert_failed_without_report(
         &output,
         "listing replicasets.apps in namespace toolhive-system (page 1): the API server answered HTTP 500",
+    );
+}
+
+/// A ControllerRevision of `workload` (owned by `owner`) at `revision`, as
+/// the StatefulSet and DaemonSet controllers store it: the pod template,
+/// changed by `edit`, as a replacing patch in `data`, and the hash label.
+fn controllerrevision(
+    workload: &Value,
+    owner: &str,
+    revision: u64,
+    edit: impl Fn(&mut Value),
+) -> Value {
+    let name = format!(
+        "{}-{revision}-{owner}",
+        workload["metadata"]["name"].as_str().unwrap()
+    );
+    let hash = format!("hash{revision}{owner}");
+    let mut template = workload["spec"]["template"].clone();
+    edit(&mut template);
+    template["metadata"]["labels"]["controller-revision-hash"] = json!(hash);
+    template["$patch"] = json!("replace");
+    let mut labels = workload["spec"]["selector"]["matchLabels"].clone();
+    labels["controller-revision-hash"] = json!(hash);
+    json!({
+        "apiVersion": "apps/v1", "kind": "ControllerRevision",
+        "metadata": {
+            "namespace": workload["metadata"]["namespace"], "name": name, "labels": labels,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": workload["kind"],
+                                 "name": workload["metadata"]["name"], "uid": owner,
+                                 "controller": true}],
+        },
+        "data": {"spec": {"template": template}},
+        "revision": revision,
+    })
+}
+
+fn set_annotation(annotation: &'static str, value: &'static str) -> impl Fn(&mut Value) {
+    move |template| template["metadata"]["annotations"][annotation] = json!(value)
+}
+
+const CONTROLLERREVISIONS: &str = "/apis/apps/v1/namespaces/edge/controllerrevisions";
+
+/// The StatefulSet and DaemonSet of `tests/fixtures/rules/workloads.yaml`
+/// with their ConfigMaps: the StatefulSet `cache` rolled out twice for its
+/// checksum alone (and a ControllerRevision another owner has, with the
+/// same labels, is not its); the DaemonSet `node-agent` once for its env
+/// order alone. Returns the rules file's path.
+fn revisions_cluster(cluster: &Cluster) -> String {
+    let api = &cluster.api;
+    let mut objects = fixture_documents("rules/workloads-objects.yaml");
+    for object in &mut objects {
+        object["metadata"]["uid"] = json!(format!(
+            "uid-{}",
+            object["metadata"]["name"].as_str().unwrap()
+        ));
+        api.insert(object.clone());
+    }
+    let cache = &objects[1];
+    let peers = "example.com/peers-sha256";
+    api.insert(controllerrevision(
+        cache,
+        "uid-cache",
+        1,
+        set_annotation(peers, "one"),
+    ));
+    api.insert(controllerrevision(
+        cache,
+        "uid-cache",
+        2,
+        set_annotation(peers, "two"),
+    ));
+    api.insert(controllerrevision(cache, "uid-cache", 3, |_| {}));
+    api.insert(controllerrevision(
+        cache,
+        "uid-someone-else",
+        4,
+        set_annotation(peers, "four"),
+    ));
+    let agent = &objects[3];
+    let env = |names: [&'static str; 2]| {
+        move |template: &mut Value| {
+            template["spec"]["containers"][0]["env"] =
+                json!(names.map(|name| json!({"name": name, "value": "1"})));
+        }
+    };
+    api.insert(controllerrevision(
+        agent,
+        "uid-node-agent",
+        1,
+        env(["A", "B"]),
+    ));
+    api.insert(controllerrevision(
+        agent,
+        "uid-node-agent",
+        2,
+        env(["B", "A"]),
+    ));
+    let rules = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/rules/workloads.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    cluster.rules_file(&rules)
+}
+
+/// The report's rollout-history findings.
+fn history_findings(report: &Value) -> Vec<Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["finding"] == "checksum_only_rollouts" || f["finding"] == "order_churn")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_and_daemonset_history_comes_from_controllerrevisions() {
+    let cluster = cluster().await;
+    let rules = revisions_cluster(&cluster);
+    let args = [
+        "-n",
+        "edge",
+        "--rules",
+        &rules,
+        "--chunk-size",
+        "2",
+        "-o",
+        "json",
+    ];
+    let output = cluster.audit(&args).await;
+    // Exit 1: the fixture ConfigMaps and checksums are out of step.
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        history_findings(&report),
+        [
+            json!({
+                "namespace": "edge", "kind": "StatefulSet", "name": "cache",
+                "finding": "checksum_only_rollouts", "effect": "note", "reason": null,
+                "detail": "2 of 2 rollouts changed only example.com/peers-sha256 (ConfigMap cache-peers)",
+                "count": 2,
+            }),
+            json!({
+                "namespace": "edge", "kind": "DaemonSet", "name": "node-agent",
+                "finding": "order_churn", "effect": "note", "reason": null,
+                "detail": "1 of 1 rollouts changed only the order of: spec.template.spec.containers[*].env",
+                "paths": ["spec.template.spec.containers[*].env"], "count": 1,
+            }),
+        ],
+        "{report:#}"
+    );
+    // Each workload's ControllerRevisions by its own selector, a page at a
+    // time; no ReplicaSet is asked for.
+    let selectors: Vec<(String, String)> = cluster
+        .api
+        .list_queries(CONTROLLERREVISIONS)
+        .iter()
+        .map(|q| (q["labelSelector"].clone(), q["limit"].clone()))
+        .collect();
+    let page = |selector: &str| (selector.to_owned(), "2".to_owned());
+    assert_eq!(
+        selectors,
+        [
+            page("app.kubernetes.io/name=cache"),
+            page("app.kubernetes.io/name=cache"),
+            page("app.kubernetes.io/name=node-agent"),
+        ]
+    );
+    assert_eq!(
+        cluster
+            .api
+            .count("GET", "/apis/apps/v1/namespaces/edge/replicasets"),
+        0
+    );
+
+    // --no-history: no ControllerRevision is asked for.
+    let mut skipped = args.to_vec();
+    skipped.push("--no-history");
+    let output = cluster.audit(&skipped).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(history_findings(&report), Vec::<Value>::new());
+    assert_eq!(cluster.api.list_queries(CONTROLLERREVISIONS).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_controllerrevisions_leave_the_history_out_with_one_note() {
+    let cluster = cluster().await;
+    let linked = revisions_cluster(&cluster);
+    // And, audited by object rules in this order, a StatefulSet no link
+    // names (the first to ask for ControllerRevisions) and a Deployment
+    // whose history (env order churn) is in ReplicaSets: the refusal is
+    // only ControllerRevisions'.
+    let object_rule = |name: &str, kind: &str| {
+        format!(
+            "  - name: {name}\n    match: {{apiVersion: apps/v1, kind: {kind}, selector: {{matchLabels: {{app: {name}}}}}}}\n    format: object\n    sets: [{{path: spec.template.spec.imagePullSecrets, by: name}}]\n"
+        )
+    };
+    let rules = cluster.rules_file(&format!(
+        "{}{}{}",
+        std::fs::read_to_string(&linked).unwrap(),
+        object_rule("db", "StatefulSet"),
+        object_rule("web", "Deployment"),
+    ));
+    cluster.api.insert(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"namespace": "edge", "name": "db", "uid": "uid-db", "labels": {"app": "db"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                         "spec": {"containers": [{"name": "db", "image": "db:1"}]}},
+        },
+    }));
+    let web = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"namespace": "edge", "name": "web", "uid": "uid-web", "labels": {"app": "web"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1",
+                                         "env": [{"name": "A"}, {"name": "B"}]}]},
+            },
+        },
+    });
+    cluster.api.insert(web.clone());
+    for revision in [1, 2] {
+        let mut replicaset = replicaset(&web, "uid-web", revision, |template| {
+            if revision == 2 {
+                let env = template["spec"]["containers"][0]["env"]
+                    .as_array_mut()
+                    .unwrap();
+                env.reverse();
+            }
+        });
+        replicaset["metadata"]["namespace"] = json!("edge");
+        cluster.api.insert(replicaset);
+    }
+    let args = ["-n", "edge", "--rules", &rules, "-o", "json"];
+    let allowed = cluster.audit(&args).await;
+    assert_eq!(allowed.status.code(), Some(1), "{}", stderr(&allowed));
+
+    let forbidden = apiserver::status(
+        403,
+        "Forbidden",
+        &format!(
+            "controllerrevisions.apps is forbidden: User \"{}\" cannot list resource \"controllerrevisions\" in API group \"apps\" in the namespace \"edge\"",
+            apiserver::USER
+        ),
+        Some(json!({"group": "apps", "kind": "controllerrevisions"})),
+    );
+    cluster
+        .api
+        .fail("GET", CONTROLLERREVISIONS, Fault::Status(forbidden));
+    // Allowed, each of the three StatefulSets and DaemonSets asked.
+    let before = cluster.api.count("GET", CONTROLLERREVISIONS);
+    assert_eq!(before, 3);
+    let output = cluster.audit(&args).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        "note: rollout history was not read: listing controllerrevisions.apps in namespace edge (page 1) is forbidden; grant `list` on controllerrevisions.apps (apiGroups: [\"apps\"], resources: [\"controllerrevisions\"]) to report checksum_only_rollouts and order_churn\n"
+    );
+    // Asked once, not once per workload.
+    assert_eq!(cluster.api.count("GET", CONTROLLERREVISIONS), before + 1);
+    // The same report but for the history.
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let mut expected: Value = serde_json::from_str(&stdout(&allowed)).unwrap();
+    assert_eq!(history_findings(&expected).len(), 3, "{expected:#}");
+    expected["findings"].as_array_mut().unwrap().retain(|f| {
+        f["kind"] == "Deployment"
+            || f["finding"] != "order_churn" && f["finding"] != "checksum_only_rollouts"
+    });
+    assert_eq!(report, expected);
+    let kept = history_findings(&report);
+    assert_eq!(kept.len(), 1, "{report:#}");
+    assert_eq!(
+        (&kept[0]["kind"], &kept[0]["name"], &kept[0]["finding"]),
+        (&json!("Deployment"), &json!("web"), &json!("order_churn"))
+    );
+
+    // Any other failure is still the audit's: no report.
+    cluster.api.fail(
+        "GET",
+        CONTROLLERREVISIONS,
+        Fault::Status(apiserver::internal_error("etcdserver: request timed out")),
+    );
+    let output = cluster.audit(&args).await;
+    assert_failed_without_report(
+        &output,
+        "listing controllerrevisions.apps in namespace edge (page 1): the API server answered HTTP 500",
     );
 }
 

@@ -251,6 +251,10 @@ const KINDS: &[(&str, &str, bool, &str)] = &[
     ("Secret", "secrets", true, "v1"),
     ("Deployment", "deployments", true, "apps/v1"),
     ("ReplicaSet", "replicasets", true, "apps/v1"),
+    ("StatefulSet", "statefulsets", true, "apps/v1"),
+    ("DaemonSet", "daemonsets", true, "apps/v1"),
+    // Where StatefulSets and DaemonSets keep their rollout history.
+    ("ControllerRevision", "controllerrevisions", true, "apps/v1"),
     (
         "MutatingWebhookConfiguration",
         "mutatingwebhookconfigurations",

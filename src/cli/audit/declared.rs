@@ -1,12 +1,13 @@
 //! `audit --rules`: every rule's objects listed with its kind and label
 //! selector, each judged by the core as the webhook would (its first
 //! matching rule), then every rule's workloads against the canonical
-//! checksum of the ConfigMap they follow, and each audited Deployment's
-//! rollout history from its ReplicaSets.
+//! checksum of the ConfigMap they follow, and each audited workload's
+//! rollout history (a Deployment's from its ReplicaSets, a StatefulSet's or
+//! DaemonSet's from its ControllerRevisions).
 //!
 //! An object listed by several rules' queries is judged only in the
 //! listing of its first matching rule, so once, with no set of names kept.
-//! Memory is one page, the checksums kept for workloads, one Deployment's
+//! Memory is one page, the checksums kept for workloads, one workload's
 //! revisions at a time, and the findings.
 
 use std::borrow::Cow;
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::findings::{self, Code, Effect, Finding};
-use super::history::{self, Revision};
+use super::history::{self, Revision, Store};
 use super::kinds::Kinds;
 use super::report::Report;
 use super::{AuditError, Progress};
@@ -25,6 +26,7 @@ use crate::normalize::{
     checksum_source, checksum_source_of, sync_to_canonical_checksum, sync_to_checksum_of,
 };
 use crate::rules::{Action, ObjectKind, Rule, RuleSet};
+use crate::workload::{self, WorkloadKind};
 
 /// Each rule's canonical checksum of a ConfigMap (or why there is none),
 /// by rule index, namespace and name; `None` for one looked up and absent.
@@ -83,6 +85,7 @@ pub async fn scan(
         },
         checksums: Checksums::new(),
         read_history,
+        refused: Vec::new(),
     };
     scan.report.scope = scan.scope.clone();
     for (index, (rule, target)) in rules.rules().iter().zip(&targets).enumerate() {
@@ -103,9 +106,10 @@ struct Scan<'a> {
     scope: Scope,
     report: Report,
     checksums: Checksums,
-    /// Whether to read the rollout history; false once listing ReplicaSets
-    /// was refused (not asked again).
+    /// Whether to read the rollout history (`--no-history`).
     read_history: bool,
+    /// The history stores whose listing was refused: not asked again.
+    refused: Vec<Store>,
 }
 
 impl Scan<'_> {
@@ -155,8 +159,10 @@ impl Scan<'_> {
                     &paths,
                 ));
                 // A workload's history is read with its link (see `workloads`).
-                if is_deployment(resource) && self.rules.workload_rule_for(kind, object).is_none() {
-                    let found = self.history(object, None).await?;
+                if let Some(workload) = workload_kind(resource)
+                    && self.rules.workload_rule_for(kind, object).is_none()
+                {
+                    let found = self.history(workload, object, None).await?;
                     self.report.findings.extend(found);
                 }
             }
@@ -230,11 +236,11 @@ impl Scan<'_> {
                 };
                 self.count(&resource.kind);
                 self.report.findings.extend(findings::by_rule(found, rule));
-                if is_deployment(resource) {
+                if let Some(workload_kind) = workload_kind(resource) {
                     let followed = configmap
                         .as_deref()
                         .map(|name| (link.annotation.as_str(), name));
-                    let found = self.history(workload, followed).await?;
+                    let found = self.history(workload_kind, workload, followed).await?;
                     self.report.findings.extend(found);
                 }
             }
@@ -275,28 +281,32 @@ impl Scan<'_> {
         Ok(self.checksums.get(&key).cloned().flatten())
     }
 
-    /// The rollout history of `deployment` from its ReplicaSets, read a
-    /// page at a time; `followed` is the checksum annotation and the
-    /// ConfigMap it follows. A 403 is not the audit's failure: a note says
-    /// what to grant, once, and no more ReplicaSets are asked for.
+    /// The rollout history of `workload`, a `kind`, from the store its
+    /// controller keeps revisions in, read a page at a time; `followed` is
+    /// the checksum annotation and the ConfigMap it follows. A 403 is not
+    /// the audit's failure: a note says what to grant, once per store, and
+    /// that store is not asked again.
     async fn history(
         &mut self,
-        deployment: &Value,
+        kind: WorkloadKind,
+        workload: &Value,
         followed: Option<(&str, &str)>,
     ) -> Result<Vec<Finding>, ClusterError> {
-        let uid = deployment
+        let store = Store::of(kind);
+        let uid = workload
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let (namespace, _) = findings::identity(deployment);
-        let Some(selector) = history::replicaset_selector(deployment) else {
+        let (namespace, _) = findings::identity(workload);
+        let Some(selector) = history::history_selector(workload) else {
             return Ok(Vec::new());
         };
-        if !self.read_history || uid.is_empty() {
+        if !self.read_history || self.refused.contains(&store) || uid.is_empty() {
             return Ok(Vec::new());
         }
+        let resource = store.resource();
         let mut pages = self.lister.pages(ListQuery {
-            resource: Resource::replicasets(),
+            resource: resource.clone(),
             scope: Scope::Namespace(namespace),
             label_selector: Some(selector),
             field_selector: None,
@@ -305,29 +315,37 @@ impl Scan<'_> {
         loop {
             match pages.next().await {
                 Ok(Some(items)) => {
-                    revisions.extend(items.iter().filter_map(|rs| history::revision_of(rs, uid)));
+                    revisions.extend(
+                        items
+                            .iter()
+                            .filter_map(|object| history::revision_of(store, object, uid)),
+                    );
                 }
                 Ok(None) => break,
                 Err(ClusterError::Forbidden {
                     code: 403, listing, ..
                 }) => {
-                    self.read_history = false;
+                    self.refused.push(store);
                     self.report.notes.push(format!(
-                        "rollout history was not read: {listing} is forbidden; grant `list` on replicasets.apps (apiGroups: [\"apps\"], resources: [\"replicasets\"]) to report checksum_only_rollouts and order_churn"
+                        "rollout history was not read: {listing} is forbidden; grant `list` on {} (apiGroups: [\"{}\"], resources: [\"{}\"]) to report checksum_only_rollouts and order_churn",
+                        resource.name(),
+                        workload::GROUP,
+                        resource.plural,
                     ));
                     return Ok(Vec::new());
                 }
                 Err(error) => return Err(error),
             }
         }
-        let rollouts = history::compare(revisions, followed.map(|(annotation, _)| annotation));
+        let rollouts =
+            history::compare(kind, revisions, followed.map(|(annotation, _)| annotation));
         let mut found = Vec::new();
         if let Some((annotation, configmap)) = followed
             && rollouts.checksum_only > 0
         {
             let mut finding = Finding::about(
-                deployment,
-                "Deployment",
+                workload,
+                kind.name(),
                 Code::ChecksumOnlyRollouts,
                 Effect::Note,
                 None,
@@ -341,8 +359,8 @@ impl Scan<'_> {
         }
         if rollouts.order_only > 0 {
             let mut finding = Finding::about(
-                deployment,
-                "Deployment",
+                workload,
+                kind.name(),
                 Code::OrderChurn,
                 Effect::Note,
                 None,
@@ -384,6 +402,10 @@ fn canonical_checksum(rule: &Rule, follow: &Follow, configmap: &Value) -> Result
     canonical_checksum_for(configmap, follow, rule.matches(configmap_kind, configmap))
 }
 
-fn is_deployment(resource: &Resource) -> bool {
-    resource.kind == "Deployment" && resource.api_version == "apps/v1"
+/// The workload kind of `resource`, whose rollout history is read.
+fn workload_kind(resource: &Resource) -> Option<WorkloadKind> {
+    if resource.api_version != workload::API_VERSION {
+        return None;
+    }
+    WorkloadKind::named(&resource.kind)
 }

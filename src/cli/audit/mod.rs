@@ -1,8 +1,9 @@
 //! `vmcp-normalizer audit`: which objects of a live cluster are out of
 //! canonical form, and why, as the webhook's rules (the built-in preset
 //! without `--rules`) judge them. It only reads (RBAC: `list` on each
-//! rule's kind and its workload's, and on replicasets.apps for the rollout
-//! history; see [`declared`], which does the work).
+//! rule's kind and its workload's, and on replicasets.apps and
+//! controllerrevisions.apps for the rollout history; see [`declared`],
+//! which does the work).
 //!
 //! The report is written only when every page was read.
 
@@ -73,8 +74,9 @@ pub struct AuditArgs {
     /// fails its checks exits 2.
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
-    /// Skip the rollout history (one ReplicaSet list per Deployment: on
-    /// clusters with thousands of Deployments, most of the audit's time).
+    /// Skip the rollout history (one ReplicaSet or ControllerRevision list
+    /// per workload: on clusters with thousands of Deployments, most of the
+    /// audit's time).
     #[arg(long)]
     pub no_history: bool,
 }
