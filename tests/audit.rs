@@ -1236,6 +1236,27 @@ async fn rollout_history_reports_checksum_only_rollouts_and_order_churn() {
     assert_eq!(cluster.api.list_queries(REPLICASETS).len(), 6);
 }
 
+/// The API server's 403 for listing `resource` (in group apps) in
+/// `namespace`.
+fn forbidden_to_list(resource: &str, namespace: &str) -> Value {
+    apiserver::status(
+        403,
+        "Forbidden",
+        &format!(
+            "{resource}.apps is forbidden: User \"{}\" cannot list resource \"{resource}\" in API group \"apps\" in the namespace \"{namespace}\"",
+            apiserver::USER
+        ),
+        Some(json!({"group": "apps", "kind": resource})),
+    )
+}
+
+/// The audit's one note when listing `resource` was forbidden.
+fn history_forbidden_note(resource: &str, namespace: &str) -> String {
+    format!(
+        "note: rollout history was not read: listing {resource}.apps in namespace {namespace} (page 1) is forbidden; grant `list` on {resource}.apps (apiGroups: [\"apps\"], resources: [\"{resource}\"]) to report checksum_only_rollouts and order_churn\n"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_replicasets_leave_the_history_out_with_one_note() {
     let cluster = cluster().await;
@@ -1248,15 +1269,7 @@ async fn forbidden_replicasets_leave_the_history_out_with_one_note() {
     let allowed = cluster.audit(&args).await;
     assert_eq!(allowed.status.code(), Some(1), "{}", stderr(&allowed));
 
-    let forbidden = apiserver::status(
-        403,
-        "Forbidden",
-        &format!(
-            "replicasets.apps is forbidden: User \"{}\" cannot list resource \"replicasets\" in API group \"apps\" in the namespace \"toolhive-system\"",
-            apiserver::USER
-        ),
-        Some(json!({"group": "apps", "kind": "replicasets"})),
-    );
+    let forbidden = forbidden_to_list("replicasets", "toolhive-system");
     cluster
         .api
         .fail("GET", REPLICASETS, Fault::Status(forbidden));
@@ -1265,7 +1278,7 @@ async fn forbidden_replicasets_leave_the_history_out_with_one_note() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert_eq!(
         stderr(&output),
-        "note: rollout history was not read: listing replicasets.apps in namespace toolhive-system (page 1) is forbidden; grant `list` on replicasets.apps (apiGroups: [\"apps\"], resources: [\"replicasets\"]) to report checksum_only_rollouts and order_churn\n"
+        history_forbidden_note("replicasets", "toolhive-system")
     );
     // Asked once, not once per Deployment.
     assert_eq!(cluster.api.count("GET", REPLICASETS), before + 1);
@@ -1533,15 +1546,7 @@ async fn forbidden_controllerrevisions_leave_the_history_out_with_one_note() {
     let allowed = cluster.audit(&args).await;
     assert_eq!(allowed.status.code(), Some(1), "{}", stderr(&allowed));
 
-    let forbidden = apiserver::status(
-        403,
-        "Forbidden",
-        &format!(
-            "controllerrevisions.apps is forbidden: User \"{}\" cannot list resource \"controllerrevisions\" in API group \"apps\" in the namespace \"edge\"",
-            apiserver::USER
-        ),
-        Some(json!({"group": "apps", "kind": "controllerrevisions"})),
-    );
+    let forbidden = forbidden_to_list("controllerrevisions", "edge");
     cluster
         .api
         .fail("GET", CONTROLLERREVISIONS, Fault::Status(forbidden));
@@ -1552,7 +1557,7 @@ async fn forbidden_controllerrevisions_leave_the_history_out_with_one_note() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert_eq!(
         stderr(&output),
-        "note: rollout history was not read: listing controllerrevisions.apps in namespace edge (page 1) is forbidden; grant `list` on controllerrevisions.apps (apiGroups: [\"apps\"], resources: [\"controllerrevisions\"]) to report checksum_only_rollouts and order_churn\n"
+        history_forbidden_note("controllerrevisions", "edge")
     );
     // Asked once, not once per workload.
     assert_eq!(cluster.api.count("GET", CONTROLLERREVISIONS), before + 1);
