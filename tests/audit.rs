@@ -1204,6 +1204,7 @@ async fn rollout_history_reports_checksum_only_rollouts_and_order_churn() {
             "finding": "order_churn", "effect": "note", "reason": null,
             "detail": "1 of 1 rollouts changed only the order of: spec.template.spec.containers[*].env",
             "paths": ["spec.template.spec.containers[*].env"], "count": 1,
+            "rule": "toolhive-vmcp", "mode": "mutate",
         })
     );
     assert_eq!(
@@ -1212,7 +1213,7 @@ async fn rollout_history_reports_checksum_only_rollouts_and_order_churn() {
             "namespace": "toolhive-system", "kind": "Deployment", "name": "demo-vmcp",
             "finding": "checksum_only_rollouts", "effect": "note", "reason": null,
             "detail": "2 of 2 rollouts changed only toolhive.stacklok.dev/runconfig-checksum (ConfigMap demo-vmcp-vmcp-config)",
-            "count": 2,
+            "count": 2, "rule": "toolhive-vmcp", "mode": "mutate",
         })
     );
     // Each Deployment's ReplicaSets by its own selector, a page at a time.
@@ -1444,13 +1445,14 @@ async fn statefulset_and_daemonset_history_comes_from_controllerrevisions() {
                 "namespace": "edge", "kind": "StatefulSet", "name": "cache",
                 "finding": "checksum_only_rollouts", "effect": "note", "reason": null,
                 "detail": "2 of 2 rollouts changed only example.com/peers-sha256 (ConfigMap cache-peers)",
-                "count": 2,
+                "count": 2, "rule": "cache-peers", "mode": "mutate",
             }),
             json!({
                 "namespace": "edge", "kind": "DaemonSet", "name": "node-agent",
                 "finding": "order_churn", "effect": "note", "reason": null,
                 "detail": "1 of 1 rollouts changed only the order of: spec.template.spec.containers[*].env",
                 "paths": ["spec.template.spec.containers[*].env"], "count": 1,
+                "rule": "agent-hosts", "mode": "mutate",
             }),
         ],
         "{report:#}"

@@ -163,7 +163,9 @@ impl Scan<'_> {
                     && self.rules.workload_rule_for(kind, object).is_none()
                 {
                     let found = self.history(workload, object, None).await?;
-                    self.report.findings.extend(found);
+                    self.report
+                        .findings
+                        .extend(findings::attributed(found, rule));
                 }
             }
             progress.show(&self.report, &resource.name(), pages.pages_read());
@@ -241,7 +243,9 @@ impl Scan<'_> {
                         .as_deref()
                         .map(|name| (link.annotation.as_str(), name));
                     let found = self.history(workload_kind, workload, followed).await?;
-                    self.report.findings.extend(found);
+                    self.report
+                        .findings
+                        .extend(findings::attributed(found, rule));
                 }
             }
             progress.show(&self.report, &resource.name(), pages.pages_read());

@@ -234,15 +234,26 @@ pub fn rule_findings(
 
 /// Mark findings with the rule that judged them; a rule in mode `warn`
 /// only warns, so its findings are notes.
-pub fn by_rule(mut findings: Vec<Finding>, rule: &Rule) -> Vec<Finding> {
-    let warn = rule.mode == Mode::Warn;
-    for finding in &mut findings {
-        finding.rule = Some(rule.name.clone());
-        finding.mode = Some(if warn { "warn" } else { "mutate" });
-        if warn {
+pub fn by_rule(findings: Vec<Finding>, rule: &Rule) -> Vec<Finding> {
+    let mut findings = attributed(findings, rule);
+    if rule.mode == Mode::Warn {
+        for finding in &mut findings {
             finding.effect = Effect::Note;
             finding.detail = format!("rule {} (warn only): {}", rule.name, finding.detail);
         }
+    }
+    findings
+}
+
+/// Name the rule (and its mode) the findings come under: for notes that
+/// are the same whatever the mode, such as the rollout history.
+pub fn attributed(mut findings: Vec<Finding>, rule: &Rule) -> Vec<Finding> {
+    for finding in &mut findings {
+        finding.rule = Some(rule.name.clone());
+        finding.mode = Some(match rule.mode {
+            Mode::Warn => "warn",
+            Mode::Mutate => "mutate",
+        });
     }
     findings
 }
