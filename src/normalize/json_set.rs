@@ -223,14 +223,6 @@ fn proof_failed(what: &str) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::set_path::SetPath;
-
-    fn spec(path: &str, key: Option<&str>) -> SetSpec {
-        SetSpec {
-            path: SetPath::parse(path).unwrap(),
-            key: key.map_or(SortKey::Item, |field| SortKey::Field(field.to_owned())),
-        }
-    }
 
     fn sorted(text: &str, spec: &SetSpec) -> String {
         sort_json_sets(text, spec)
@@ -240,7 +232,7 @@ mod tests {
 
     #[test]
     fn compact_and_indented_arrays_keep_their_separators() {
-        let strings = spec("hosts", None);
+        let strings = SetSpec::of("hosts", None);
         assert_eq!(
             sorted(
                 r#"{"hosts":["b.example","a.example","c"],"z":[2,1]}"#,
@@ -253,21 +245,24 @@ mod tests {
             sorted(indented, &strings),
             "{\n  \"hosts\": [\n    \"\\u0061\",\n    \"b\"\n  ]\n}\n"
         );
-        assert_eq!(sorted(r#"["b","a"]"#, &spec(".", None)), r#"["a","b"]"#);
+        assert_eq!(
+            sorted(r#"["b","a"]"#, &SetSpec::of(".", None)),
+            r#"["a","b"]"#
+        );
     }
 
     #[test]
     fn arrays_of_objects_at_nested_paths_sort_by_a_field() {
         let text = r#"{"groups":[{"rules":[{"id":"b","x":1},{"id":"a"}]},{"rules":null},{"rules":[{"id":"d"},{"id":"c"}]}]}"#;
         assert_eq!(
-            sorted(text, &spec("groups[*].rules", Some("id"))),
+            sorted(text, &SetSpec::of("groups[*].rules", Some("id"))),
             r#"{"groups":[{"rules":[{"id":"a"},{"id":"b","x":1}]},{"rules":null},{"rules":[{"id":"c"},{"id":"d"}]}]}"#
         );
     }
 
     #[test]
     fn every_order_gives_one_text_and_a_second_run_changes_nothing() {
-        let spec = spec("s", None);
+        let spec = SetSpec::of("s", None);
         let mut outputs = std::collections::BTreeSet::new();
         for order in [
             ["a", "b", "c"],
@@ -307,7 +302,7 @@ mod tests {
             (r#"{"s":{"a":1}}"#, "s", None, Unsupported, "not an array"),
             (r#"{"s":["b","a"]"#, "s", None, InvalidYaml, "not JSON"),
         ] {
-            let refusal = sort_json_sets(text, &spec(path, key)).unwrap_err();
+            let refusal = sort_json_sets(text, &SetSpec::of(path, key)).unwrap_err();
             assert_eq!(refusal.reason, reason, "{text}: {refusal}");
             assert!(refusal.detail.contains(detail), "{text}: {refusal}");
         }
@@ -315,7 +310,7 @@ mod tests {
 
     #[test]
     fn the_proof_names_a_result_that_does_not_read_as_the_original() {
-        let spec = spec("s", None);
+        let spec = SetSpec::of("s", None);
         let original = r#"{"s":["b","a"],"t":1}"#;
         assert_eq!(
             prove(original, &spec, &[vec![1, 0]], r#"{"s":["a","b"],"t":1}"#),

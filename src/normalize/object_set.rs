@@ -106,28 +106,20 @@ fn item_key<'v>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::set_path::SetPath;
     use serde_json::json;
-
-    fn spec(path: &str, key: Option<&str>) -> SetSpec {
-        SetSpec {
-            path: SetPath::parse(path).unwrap(),
-            key: key.map_or(SortKey::Item, |field| SortKey::Field(field.to_owned())),
-        }
-    }
 
     #[test]
     fn lists_under_spec_are_sorted_and_pointed_at() {
         let object = json!({"spec": {"routes": [{"host": "b", "x": [2, 1]}, {"host": "a"}], "order": ["b", "a"]}});
         assert_eq!(
-            sort_object_sets(&object, &spec("spec.routes", Some("host"))),
+            sort_object_sets(&object, &SetSpec::of("spec.routes", Some("host"))),
             Ok(vec![SortedList {
                 pointer: PointerBuf::from_tokens(["spec", "routes"]),
                 items: vec![json!({"host": "a"}), json!({"host": "b", "x": [2, 1]})],
             }])
         );
         let nested = json!({"spec": {"groups": [{"hosts": ["y", "x"]}, {"hosts": ["p"]}, {"hosts": ["d", "c"]}]}});
-        let sorted = sort_object_sets(&nested, &spec("spec.groups[*].hosts", None)).unwrap();
+        let sorted = sort_object_sets(&nested, &SetSpec::of("spec.groups[*].hosts", None)).unwrap();
         assert_eq!(
             sorted
                 .iter()
@@ -140,7 +132,10 @@ mod tests {
     #[test]
     fn in_order_lists_are_left_and_others_refused() {
         let sorted = json!({"spec": {"s": ["a", "b"]}});
-        assert_eq!(sort_object_sets(&sorted, &spec("spec.s", None)), Ok(vec![]));
+        assert_eq!(
+            sort_object_sets(&sorted, &SetSpec::of("spec.s", None)),
+            Ok(vec![])
+        );
         for (object, detail) in [
             (
                 json!({"spec": {"s": ["b", 1]}}),
@@ -148,7 +143,7 @@ mod tests {
             ),
             (json!({"spec": {"s": {"a": 1}}}), "not a list"),
         ] {
-            let refusal = sort_object_sets(&object, &spec("spec.s", None)).unwrap_err();
+            let refusal = sort_object_sets(&object, &SetSpec::of("spec.s", None)).unwrap_err();
             assert!(refusal.detail.contains(detail), "{refusal}");
         }
     }

@@ -37,6 +37,18 @@ pub struct SetSpec {
     pub key: SortKey,
 }
 
+#[cfg(test)]
+impl SetSpec {
+    /// The set at `path`, ordered by the field `key`, or by the item itself
+    /// without one (the unit tests' shorthand).
+    pub(crate) fn of(path: &str, key: Option<&str>) -> Self {
+        SetSpec {
+            path: SetPath::parse(path).unwrap(),
+            key: key.map_or(SortKey::Item, |field| SortKey::Field(field.to_owned())),
+        }
+    }
+}
+
 /// A path that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {

@@ -336,14 +336,6 @@ fn node_done(stack: &mut [Frame], root_done: &mut bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::set_path::SetPath;
-
-    fn spec(path: &str, key: Option<&str>) -> SetSpec {
-        SetSpec {
-            path: SetPath::parse(path).unwrap(),
-            key: key.map_or(SortKey::Item, |field| SortKey::Field(field.to_owned())),
-        }
-    }
 
     fn sorted(text: &str, spec: &SetSpec) -> String {
         sort_sets(text, spec)
@@ -356,19 +348,19 @@ mod tests {
     #[test]
     fn every_list_at_a_nested_path_is_sorted_and_nothing_else() {
         assert_eq!(
-            sorted(TOOLS, &spec("aggregation.tools[*].filter", None)),
+            sorted(TOOLS, &SetSpec::of("aggregation.tools[*].filter", None)),
             "aggregation:\n    tools:\n        - workload: w2\n          filter:\n            # about delete\n            - delete\n            - write\n        - filter: []\n          workload: w0\n        - workload: w1\n          filter:\n          - a\n          - b\n          overrides: {}\n    conflictResolution: prefix\nbackends:\n    - name: b\n"
         );
         // A set of mappings at a nested path, keyed by a field.
         assert_eq!(
-            sorted(TOOLS, &spec("aggregation.tools", Some("workload"))),
+            sorted(TOOLS, &SetSpec::of("aggregation.tools", Some("workload"))),
             "aggregation:\n    tools:\n        - filter: []\n          workload: w0\n        - workload: w1\n          filter:\n          - b\n          - a\n          overrides: {}\n        - workload: w2\n          filter:\n            - write\n            # about delete\n            - delete\n    conflictResolution: prefix\nbackends:\n    - name: b\n"
         );
     }
 
     #[test]
     fn every_input_order_gives_one_text_and_a_second_run_changes_nothing() {
-        let spec = spec("a.b", Some("id"));
+        let spec = SetSpec::of("a.b", Some("id"));
         let items = [
             "  - id: c\n    x: 1\n",
             "  - id: a\n",
@@ -399,7 +391,7 @@ mod tests {
 
     #[test]
     fn a_document_that_is_one_list_of_strings() {
-        let spec = spec(".", None);
+        let spec = SetSpec::of(".", None);
         assert_eq!(
             sorted("# hosts\n\n- b\n- 'a'\n- c\n", &spec),
             "# hosts\n\n- 'a'\n- b\n- c\n"
@@ -456,7 +448,7 @@ mod tests {
                 "found 0 times",
             ),
         ] {
-            let refusal = sort_sets(text, &spec(path, key)).unwrap_err();
+            let refusal = sort_sets(text, &SetSpec::of(path, key)).unwrap_err();
             assert_eq!(refusal.reason, reason, "{text}: {refusal}");
             assert!(refusal.detail.contains(detail), "{text}: {refusal}");
         }
@@ -483,7 +475,7 @@ mod tests {
                 "a.b[1] reads differently",
             ),
         ] {
-            let refusal = sort_sets(text, &spec("a.b", Some("k"))).unwrap_err();
+            let refusal = sort_sets(text, &SetSpec::of("a.b", Some("k"))).unwrap_err();
             assert_eq!(
                 refusal.reason,
                 RefusalReason::ProofFailed,
@@ -495,7 +487,7 @@ mod tests {
 
     #[test]
     fn the_nested_proof_names_the_set_that_differs() {
-        let spec = spec("t[*].f", None);
+        let spec = SetSpec::of("t[*].f", None);
         let text = "t:\n- f:\n  - b\n  - a\n- f:\n  - d\n  - c\n";
         let original = consumer_yaml::read_sets(text, &spec).unwrap();
         let good = "t:\n- f:\n  - a\n  - b\n- f:\n  - c\n  - d\n";
