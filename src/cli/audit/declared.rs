@@ -162,10 +162,8 @@ impl Scan<'_> {
                 if let Some(workload) = workload_kind(resource)
                     && self.rules.workload_rule_for(kind, object).is_none()
                 {
-                    let found = self.history(workload, object, None).await?;
-                    self.report
-                        .findings
-                        .extend(findings::attributed(found, rule));
+                    let found = self.history(rule, workload, object, None).await?;
+                    self.report.findings.extend(found);
                 }
             }
             progress.show(&self.report, &resource.name(), pages.pages_read());
@@ -242,10 +240,10 @@ impl Scan<'_> {
                     let followed = configmap
                         .as_deref()
                         .map(|name| (link.annotation.as_str(), name));
-                    let found = self.history(workload_kind, workload, followed).await?;
-                    self.report
-                        .findings
-                        .extend(findings::attributed(found, rule));
+                    let found = self
+                        .history(rule, workload_kind, workload, followed)
+                        .await?;
+                    self.report.findings.extend(found);
                 }
             }
             progress.show(&self.report, &resource.name(), pages.pages_read());
@@ -285,13 +283,14 @@ impl Scan<'_> {
         Ok(self.checksums.get(&key).cloned().flatten())
     }
 
-    /// The rollout history of `workload`, a `kind`, from the store its
+    /// The rollout history of `workload`, a `kind` under `rule`, from the store its
     /// controller keeps revisions in, read a page at a time; `followed` is
     /// the checksum annotation and the ConfigMap it follows. A 403 is not
     /// the audit's failure: a note says what to grant, once per store, and
     /// that store is not asked again.
     async fn history(
         &mut self,
+        rule: &Rule,
         kind: WorkloadKind,
         workload: &Value,
         followed: Option<(&str, &str)>,
@@ -379,7 +378,7 @@ impl Scan<'_> {
             finding.paths = rollouts.paths;
             found.push(finding);
         }
-        Ok(found)
+        Ok(findings::attributed(found, rule))
     }
 
     fn count(&mut self, kind: &str) {
