@@ -451,23 +451,23 @@ impl Admission {
                 let kind = RuleKind::configmap();
                 rule_verdict(self.run_normalizer(rules, kind, object, large).await)
             }
-            Target::Workload(kind)
-                if rules.workload_rule_for(kind.object_kind(), &object).is_none()
-                    && rules.rule_for(kind.object_kind(), &object).is_some() =>
-            {
-                // Not a linked workload, and a rule matches the object
-                // itself: that rule, as for any other kind.
-                self.object_rules(request, rules, object, large).await
-            }
             Target::Workload(kind) => {
+                let link = rules
+                    .workload_rule_for(kind.object_kind(), &object)
+                    .map(|rule| (rule.name.clone(), rule.mode == Mode::Warn));
+                if link.is_none() && rules.rule_for(kind.object_kind(), &object).is_some() {
+                    // Not a linked workload, and a rule matches the object
+                    // itself: that rule, as for any other kind.
+                    return self.object_rules(request, rules, object, large).await;
+                }
                 // Workload links run in the workload mutator; rules that
                 // link none leave workloads alone (the preset links
                 // Deployments only).
                 if !(rules.includes_preset() || rules.links_workloads()) {
                     return Verdict::allow(Decision::Skipped);
                 }
-                let (rule, warn_only) = match rules.workload_rule_for(kind.object_kind(), &object) {
-                    Some(rule) => (Some(rule.name.clone()), rule.mode == Mode::Warn),
+                let (rule, warn_only) = match link {
+                    Some((name, warn_only)) => (Some(name), warn_only),
                     None => (
                         rules
                             .includes_preset()
